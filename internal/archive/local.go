@@ -1,0 +1,174 @@
+package archive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// LocalStore keeps the archive in a folder. Writes go to a temporary file whose name
+// starts with '.' (Athena and Hive skip such names) in the target folder, are synced,
+// then renamed into place, so a reader never sees a partial file under its final name.
+type LocalStore struct {
+	Root string
+}
+
+// NewLocalStore returns a store rooted at dir (created on first write).
+func NewLocalStore(dir string) (*LocalStore, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("resolve output folder %q: %w", dir, err)
+	}
+	return &LocalStore{Root: abs}, nil
+}
+
+func (s *LocalStore) String() string { return s.Root }
+
+func (s *LocalStore) path(key string) (string, error) {
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.Root, filepath.FromSlash(key)), nil
+}
+
+// writeTemp writes body to a new dot-named temporary file beside path.
+func writeTemp(path string, body []byte) (string, error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("create folder %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return "", fmt.Errorf("create temporary file in %s: %w", dir, err)
+	}
+	tmp := f.Name()
+	_, werr := f.Write(body)
+	if werr == nil {
+		werr = f.Sync()
+	}
+	cerr := f.Close()
+	if werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		_ = os.Remove(tmp)
+		return "", fmt.Errorf("write %s: %w", tmp, werr)
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		_ = os.Remove(tmp)
+		return "", fmt.Errorf("set mode of %s: %w", tmp, err)
+	}
+	return tmp, nil
+}
+
+// Put implements Store.
+func (s *LocalStore) Put(_ context.Context, key string, body []byte) error {
+	path, err := s.path(key)
+	if err != nil {
+		return err
+	}
+	tmp, err := writeTemp(path, body)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("move %s into place: %w", path, err)
+	}
+	return nil
+}
+
+// PutIfAbsent implements Store. The final name is created with a hard link, which
+// fails if the name exists, so concurrent writers of the same key store it once.
+func (s *LocalStore) PutIfAbsent(_ context.Context, key string, body []byte) (bool, error) {
+	path, err := s.path(key)
+	if err != nil {
+		return false, err
+	}
+	tmp, err := writeTemp(path, body)
+	if err != nil {
+		return false, err
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return false, nil
+		}
+		return false, fmt.Errorf("link %s into place: %w", path, err)
+	}
+	return true, nil
+}
+
+// Get implements Store.
+func (s *LocalStore) Get(_ context.Context, key string) ([]byte, error) {
+	path, err := s.path(key)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read %s: %w", path, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// Delete implements Store.
+func (s *LocalStore) Delete(_ context.Context, key string) error {
+	path, err := s.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("delete %s: %w", path, err)
+	}
+	return nil
+}
+
+// List implements Store. Temporary files (names starting with '.') are not listed.
+func (s *LocalStore) List(_ context.Context, prefix string) ([]string, error) {
+	// Walk from the deepest folder the prefix names, then filter by the full prefix.
+	base := s.Root
+	if i := strings.LastIndex(prefix, "/"); i >= 0 {
+		base = filepath.Join(s.Root, filepath.FromSlash(prefix[:i]))
+	}
+	var keys []string
+	err := filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if strings.HasPrefix(d.Name(), ".") && p != base {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			return nil
+		}
+		rel, err := filepath.Rel(s.Root, p)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if strings.HasPrefix(key, prefix) {
+			keys = append(keys, key)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", base, err)
+	}
+	sort.Strings(keys)
+	return keys, nil
+}

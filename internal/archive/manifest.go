@@ -1,0 +1,115 @@
+package archive
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ManifestVersion is the format version written in every manifest.
+const ManifestVersion = 1
+
+// Manifest records one completed window of one partition: what was asked of
+// LookupEvents, what was written and the SHA-256 of each object. It is written only
+// after every object it lists, so its presence means the window is archived.
+type Manifest struct {
+	Version     int              `json:"version"`
+	Account     string           `json:"account"`
+	Region      string           `json:"region"`
+	OrgID       string           `json:"org_id,omitempty"`
+	WindowStart time.Time        `json:"window_start"` // aligned window start (the key)
+	From        time.Time        `json:"from"`         // covered interval [from, to)
+	To          time.Time        `json:"to"`
+	Events      int              `json:"events"`
+	Objects     []ManifestObject `json:"objects"`
+	Query       ManifestQuery    `json:"query"`
+	CompletedAt time.Time        `json:"completed_at"`
+}
+
+// ManifestObject is one trail file of a window.
+type ManifestObject struct {
+	Key    string `json:"key"`
+	Events int    `json:"events"`
+	Bytes  int    `json:"bytes"`
+	SHA256 string `json:"sha256"`
+}
+
+// ManifestQuery is the LookupEvents question whose answer the window holds.
+type ManifestQuery struct {
+	API        string    `json:"api"`
+	StartTime  time.Time `json:"start_time"` // inclusive
+	EndTime    time.Time `json:"end_time"`   // inclusive; events at or after To are dropped
+	MaxResults int       `json:"max_results"`
+}
+
+// Key is where m is stored.
+func (m *Manifest) Key() string { return ManifestKey(m.Account, m.Region, m.WindowStart) }
+
+// Covers reports whether the manifest covers [from, to).
+func (m *Manifest) Covers(from, to time.Time) bool {
+	return !m.From.After(from) && !m.To.Before(to)
+}
+
+// WriteManifest stores m atomically.
+func WriteManifest(ctx context.Context, s Store, m *Manifest) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode manifest: %w", err)
+	}
+	return s.Put(ctx, m.Key(), append(b, '\n'))
+}
+
+// ReadManifest reads and checks the manifest at key.
+func ReadManifest(ctx context.Context, s Store, key string) (*Manifest, error) {
+	b, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("decode manifest %s: %w", key, err)
+	}
+	if m.Version != ManifestVersion {
+		return nil, fmt.Errorf("manifest %s has version %d, this trailfill reads %d: upgrade trailfill", key, m.Version, ManifestVersion)
+	}
+	if key != m.Key() {
+		return nil, fmt.Errorf("manifest %s describes %s/%s window %s: it was moved or edited", key, m.Account, m.Region, m.WindowStart.Format(time.RFC3339))
+	}
+	return &m, nil
+}
+
+// PartitionManifests reads every manifest of one partition whose window starts in
+// [from, to), keyed by window start (Unix seconds). One listing serves the whole
+// range, so resuming costs one LIST per 1,000 windows, not one request per window.
+func PartitionManifests(ctx context.Context, s Store, account, region string, from, to time.Time) (map[int64]*Manifest, error) {
+	keys, err := s.List(ctx, ManifestPrefix(account, region))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]*Manifest)
+	for _, k := range keys {
+		if !strings.HasSuffix(k, ".json") {
+			continue
+		}
+		base := k[strings.LastIndex(k, "/")+1:]
+		ws, err := time.Parse("20060102T1504Z.json", base)
+		if err != nil {
+			continue // not a manifest name
+		}
+		if ws.Before(from) || !ws.Before(to) {
+			continue
+		}
+		m, err := ReadManifest(ctx, s, k)
+		if err != nil {
+			if errors.Is(err, ErrNotFound) {
+				continue // deleted since the listing
+			}
+			return nil, err
+		}
+		out[ws.Unix()] = m
+	}
+	return out, nil
+}

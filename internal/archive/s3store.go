@@ -1,0 +1,164 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// S3Store keeps the archive in an S3 bucket under a prefix. A single PutObject is
+// atomic: an object is either absent or whole. Content-MD5 makes S3 reject a body
+// damaged in transit.
+type S3Store struct {
+	Client S3API
+	Bucket string
+	Prefix string
+}
+
+func (s *S3Store) String() string {
+	return Destination{Bucket: s.Bucket, Prefix: s.Prefix}.String()
+}
+
+func (s *S3Store) fullKey(key string) (string, error) {
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	if s.Prefix == "" {
+		return key, nil
+	}
+	return s.Prefix + "/" + key, nil
+}
+
+func (s *S3Store) putInput(key string, body []byte) *s3.PutObjectInput {
+	sum := md5.Sum(body)
+	ct := "application/json"
+	if strings.HasSuffix(key, ".gz") {
+		ct = "application/x-gzip"
+	}
+	return &s3.PutObjectInput{
+		Bucket:        aws.String(s.Bucket),
+		Key:           aws.String(key),
+		Body:          bytes.NewReader(body),
+		ContentLength: aws.Int64(int64(len(body))),
+		ContentMD5:    aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+		ContentType:   aws.String(ct),
+	}
+}
+
+// Put implements Store.
+func (s *S3Store) Put(ctx context.Context, key string, body []byte) error {
+	full, err := s.fullKey(key)
+	if err != nil {
+		return err
+	}
+	if _, err := s.Client.PutObject(ctx, s.putInput(full, body)); err != nil {
+		return fmt.Errorf("write s3://%s/%s: %w", s.Bucket, full, err)
+	}
+	return nil
+}
+
+// PutIfAbsent implements Store with a conditional write (If-None-Match: *).
+func (s *S3Store) PutIfAbsent(ctx context.Context, key string, body []byte) (bool, error) {
+	full, err := s.fullKey(key)
+	if err != nil {
+		return false, err
+	}
+	in := s.putInput(full, body)
+	in.IfNoneMatch = aws.String("*")
+	if _, err := s.Client.PutObject(ctx, in); err != nil {
+		if isStatus(err, http.StatusPreconditionFailed) || isStatus(err, http.StatusConflict) {
+			return false, nil
+		}
+		return false, fmt.Errorf("write s3://%s/%s: %w", s.Bucket, full, err)
+	}
+	return true, nil
+}
+
+// Get implements Store.
+func (s *S3Store) Get(ctx context.Context, key string) ([]byte, error) {
+	full, err := s.fullKey(key)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(full)})
+	if err != nil {
+		var nsk *types.NoSuchKey
+		if errors.As(err, &nsk) || isStatus(err, http.StatusNotFound) {
+			return nil, fmt.Errorf("read s3://%s/%s: %w", s.Bucket, full, ErrNotFound)
+		}
+		return nil, fmt.Errorf("read s3://%s/%s: %w", s.Bucket, full, err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	if err != nil {
+		return nil, fmt.Errorf("read s3://%s/%s: %w", s.Bucket, full, err)
+	}
+	return b, nil
+}
+
+// Delete implements Store.
+func (s *S3Store) Delete(ctx context.Context, key string) error {
+	full, err := s.fullKey(key)
+	if err != nil {
+		return err
+	}
+	if _, err := s.Client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(full)}); err != nil {
+		return fmt.Errorf("delete s3://%s/%s: %w", s.Bucket, full, err)
+	}
+	return nil
+}
+
+// List implements Store.
+func (s *S3Store) List(ctx context.Context, prefix string) ([]string, error) {
+	full := prefix
+	if s.Prefix != "" {
+		full = s.Prefix + "/" + prefix
+	}
+	var keys []string
+	p := s3.NewListObjectsV2Paginator(s.Client, &s3.ListObjectsV2Input{Bucket: aws.String(s.Bucket), Prefix: aws.String(full)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list s3://%s/%s: %w", s.Bucket, full, err)
+		}
+		for _, o := range page.Contents {
+			k := aws.ToString(o.Key)
+			if s.Prefix != "" {
+				k = strings.TrimPrefix(k, s.Prefix+"/")
+			}
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys, nil
+}
+
+func isStatus(err error, code int) bool {
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) && re.HTTPStatusCode() == code {
+		return true
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch code {
+		case http.StatusPreconditionFailed:
+			return ae.ErrorCode() == "PreconditionFailed"
+		case http.StatusNotFound:
+			return ae.ErrorCode() == "NotFound" || ae.ErrorCode() == "NoSuchKey"
+		}
+	}
+	return false
+}

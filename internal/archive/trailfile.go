@@ -1,0 +1,58 @@
+package archive
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+)
+
+// EncodeTrailFile returns the gzip of {"Records":[r1,r2,...]}: the body of a native
+// CloudTrail log file. Each record must be one JSON object (a decoded
+// CloudTrailEvent); records are written as given, compacted.
+func EncodeTrailFile(records []json.RawMessage) ([]byte, error) {
+	var raw bytes.Buffer
+	raw.WriteString(`{"Records":[`)
+	for i, r := range records {
+		if i > 0 {
+			raw.WriteByte(',')
+		}
+		if err := json.Compact(&raw, r); err != nil {
+			return nil, fmt.Errorf("record %d is not valid JSON: %w", i, err)
+		}
+	}
+	raw.WriteString("]}")
+	var out bytes.Buffer
+	zw := gzip.NewWriter(&out)
+	if _, err := zw.Write(raw.Bytes()); err != nil {
+		return nil, fmt.Errorf("compress trail file: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("compress trail file: %w", err)
+	}
+	return out.Bytes(), nil
+}
+
+// DecodeTrailFile reads the records of a gzip trail file.
+func DecodeTrailFile(body []byte) ([]json.RawMessage, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("open gzip trail file: %w", err)
+	}
+	defer zr.Close()
+	var f struct {
+		Records []json.RawMessage `json:"Records"`
+	}
+	if err := json.NewDecoder(zr).Decode(&f); err != nil {
+		return nil, fmt.Errorf("decode trail file: %w", err)
+	}
+	return f.Records, nil
+}
+
+// SHA256Hex is the lowercase hex SHA-256 of b.
+func SHA256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}

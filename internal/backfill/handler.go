@@ -1,0 +1,146 @@
+// Package backfill is the unit of work the state machine loops over: one
+// invocation archives as much of one partition (account, region) as its time allows
+// and returns a cursor for the next. The deployed Lambda and `trailfill run` (which
+// executes the same state machine locally) call the same Handler.
+package backfill
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/trailfill/trailfill/internal/archive"
+	"github.com/trailfill/trailfill/internal/engine"
+	"github.com/trailfill/trailfill/internal/validate"
+)
+
+// State is the payload of one invocation and its answer: the partition, the range,
+// and the cursor. The state machine passes the answer back in until Done.
+type State struct {
+	Account       string    `json:"account"`
+	Region        string    `json:"region"`
+	Start         time.Time `json:"start"`
+	End           time.Time `json:"end"`
+	WindowMinutes int       `json:"window_minutes"`
+	RoleName      string    `json:"role_name,omitempty"`   // must match the handler's, if set
+	Destination   string    `json:"destination,omitempty"` // must match the handler's archive, if set
+	Done          bool      `json:"done"`
+	Cursor        Cursor    `json:"cursor"`
+}
+
+// Cursor carries progress between invocations of one partition. Windows with a
+// manifest are found again from the archive; Written lists slices written by an
+// invocation that stopped inside windows it could not finish.
+type Cursor struct {
+	Written        []engine.Interval `json:"written,omitempty"`
+	Invocations    int               `json:"invocations"`
+	Events         int64             `json:"events"`
+	Files          int64             `json:"files"`
+	Pages          int64             `json:"pages"`
+	Windows        int               `json:"windows"`
+	WindowsSkipped int               `json:"windows_skipped"`
+	WindowsTotal   int               `json:"windows_total"`
+}
+
+// Handler runs one invocation.
+type Handler struct {
+	Store   archive.Store
+	OrgID   string
+	Clients *Clients
+	// Margin is how long before the context deadline an invocation stops reading
+	// to finish its writes and answer (a Lambda's deadline is hard).
+	Margin    time.Duration
+	MaxPagers int
+	Logger    *slog.Logger
+	Progress  *engine.Progress
+}
+
+// Handle archives what it can of in's partition and returns the next state.
+func (h *Handler) Handle(ctx context.Context, in State) (State, error) {
+	out, err := h.handle(ctx, in)
+	if err != nil {
+		return in, &PartitionError{Account: in.Account, Region: in.Region, Err: err}
+	}
+	return out, nil
+}
+
+func (h *Handler) handle(ctx context.Context, in State) (State, error) {
+	if err := validate.Account(in.Account); err != nil {
+		return in, err
+	}
+	if err := validate.Region(in.Region); err != nil {
+		return in, err
+	}
+	if !in.Start.Before(in.End) {
+		return in, fmt.Errorf("start %s is not before end %s", in.Start.Format(time.RFC3339), in.End.Format(time.RFC3339))
+	}
+	if in.RoleName != "" && in.RoleName != h.Clients.RoleName {
+		return in, fmt.Errorf("this backfill function assumes role %q but the execution asked for %q: start the execution with --role-name %s, or redeploy with that role name", h.Clients.RoleName, in.RoleName, h.Clients.RoleName)
+	}
+	if in.Destination != "" && in.Destination != h.Store.String() {
+		return in, fmt.Errorf("this backfill function writes to %s but the execution asked for %s: omit the destination or use the stack's", h.Store.String(), in.Destination)
+	}
+	window := time.Duration(in.WindowMinutes) * time.Minute
+	if in.WindowMinutes == 0 {
+		window = engine.DefaultWindow
+	}
+	if err := engine.CheckWindow(window); err != nil {
+		return in, err
+	}
+	log := h.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	client, lim, err := h.Clients.LookupClient(ctx, in.Account, in.Region)
+	if err != nil {
+		return in, err
+	}
+	job := engine.Job{
+		Account: in.Account, Region: in.Region,
+		Start: in.Start.UTC(), End: in.End.UTC(),
+		Client: client, Limiter: lim,
+		Done: in.Cursor.Written,
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		job.StopAt = dl.Add(-h.Margin)
+	}
+	cfg := engine.Config{Store: h.Store, OrgID: h.OrgID, Window: window, MaxPagers: h.MaxPagers, Logger: log, Progress: h.Progress}
+	began := time.Now()
+	res, err := engine.Run(ctx, cfg, job)
+	if err != nil {
+		return in, err
+	}
+	out := in
+	c := &out.Cursor
+	c.Invocations++
+	c.Events += res.Events
+	c.Files += res.Files
+	c.Pages += res.Pages
+	c.Windows += res.Windows
+	if c.Invocations == 1 {
+		c.WindowsSkipped = res.WindowsSkipped
+		c.WindowsTotal = res.WindowsTotal
+	}
+	c.Written = res.Done
+	out.Done = res.Complete
+	log.Info("partition invocation finished",
+		"account", in.Account, "region", in.Region, "complete", res.Complete,
+		"events", res.Events, "files", res.Files, "pages", res.Pages,
+		"windows", res.Windows, "windows_skipped", res.WindowsSkipped, "windows_total", res.WindowsTotal,
+		"requests", lim.Attempts(), "throttled", lim.ThrottledCount(), "seconds", time.Since(began).Seconds())
+	return out, nil
+}
+
+// PartitionError is a failed invocation. The Lambda runtime reports its type name,
+// "PartitionError", as the Step Functions error name.
+type PartitionError struct {
+	Account, Region string
+	Err             error
+}
+
+func (e *PartitionError) Error() string {
+	return fmt.Sprintf("partition %s/%s: %v", e.Account, e.Region, e.Err)
+}
+
+func (e *PartitionError) Unwrap() error { return e.Err }

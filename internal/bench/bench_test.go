@@ -1,0 +1,244 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/trailfill/trailfill/internal/archive"
+	"github.com/trailfill/trailfill/internal/backfill"
+	"github.com/trailfill/trailfill/internal/emulator"
+	"github.com/trailfill/trailfill/internal/engine"
+	"github.com/trailfill/trailfill/internal/fakeevents"
+	"github.com/trailfill/trailfill/internal/pace"
+	"github.com/trailfill/trailfill/internal/testkit"
+)
+
+// envInt reads a positive integer knob, e.g. BENCH_EVENTS=8000.
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+var (
+	accounts = []string{"111111111111", "222222222222", "333333333333", "444444444444"}
+	start    = time.Date(2025, 6, 2, 8, 0, 0, 0, time.UTC)
+)
+
+type setup struct {
+	emu     *emulator.Server
+	cfg     aws.Config
+	clients *backfill.Clients
+}
+
+// newSetup starts an emulator with the AWS quota and the given latency, with
+// n events spread over [start, start+span) in us-east-1 of each account.
+func newSetup(b *testing.B, latency time.Duration, n int, span time.Duration) *setup {
+	b.Helper()
+	emu := testkit.StartEmulator(b, emulator.Config{Latency: latency, Jitter: latency / 5, Rate: pace.MaxRate, Seed: 1})
+	for i, a := range accounts {
+		emu.AddAccount(a)
+		g := fakeevents.New(uint64(i+1), a, "us-east-1")
+		if err := emu.AddEvents(a, "us-east-1", g.Spread(n, start, start.Add(span))...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cfg := testkit.AWSConfig(b, emu, accounts[0])
+	return &setup{emu: emu, cfg: cfg, clients: backfill.NewClients(cfg, sts.NewFromConfig(cfg), backfill.DefaultRoleName, pace.MaxRate)}
+}
+
+// BenchmarkThroughput: 4 partitions in parallel, each with events dense enough
+// that the quota, not the data, is the limit. Efficiency = ideal time at
+// 2 requests/s (full pages back to back) / wall time, per partition.
+func BenchmarkThroughput(b *testing.B) {
+	n := envInt("BENCH_EVENTS", 4000)
+	for _, lat := range []time.Duration{200 * time.Millisecond, time.Second, 4 * time.Second} {
+		b.Run("latency="+lat.String(), func(b *testing.B) {
+			for range b.N {
+				s := newSetup(b, lat, n, 2*time.Hour)
+				walls := make([]time.Duration, len(accounts))
+				pages := make([]int64, len(accounts))
+				var wg sync.WaitGroup
+				for i, a := range accounts {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						ctx := context.Background()
+						client, lim, err := s.clients.LookupClient(ctx, a, "us-east-1")
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						store, _ := archive.NewLocalStore(b.TempDir())
+						began := time.Now()
+						res, err := engine.Run(ctx, engine.Config{Store: store}, engine.Job{Account: a, Region: "us-east-1", Start: start, End: start.Add(2 * time.Hour), Client: client, Limiter: lim})
+						if err != nil || res.Events != int64(n) {
+							b.Errorf("%s: %d events, %v", a, res.Events, err)
+						}
+						walls[i] = time.Since(began)
+						pages[i] = res.Pages
+					}()
+				}
+				wg.Wait()
+				ideal := time.Duration(float64((n+engine.PageSize-1)/engine.PageSize) / pace.MaxRate * float64(time.Second))
+				worst, sum := 1.0, 0.0
+				var st emulator.Stats
+				for i, w := range walls {
+					e := ideal.Seconds() / w.Seconds()
+					worst = min(worst, e)
+					sum += e
+					ps := s.emu.Stats(accounts[i], "us-east-1")
+					st.Requests += ps.Requests
+					st.Throttled += ps.Throttled
+				}
+				b.ReportMetric(worst, "min-efficiency")
+				b.ReportMetric(sum/float64(len(walls)), "mean-efficiency")
+				b.ReportMetric(float64(n)/walls[0].Seconds(), "events/s/partition")
+				b.ReportMetric(float64(st.Requests)/float64(len(accounts)), "requests/partition")
+				b.ReportMetric(float64(st.Throttled), "throttled")
+				fmt.Printf("figures: throughput latency=%s partitions=4 events/partition=%d ideal=%s wall=%s min-efficiency=%.3f mean-efficiency=%.3f requests/partition=%.0f throttled=%d\n",
+					lat, n, ideal.Round(100*time.Millisecond), walls[0].Round(100*time.Millisecond), worst, sum/float64(len(walls)), float64(st.Requests)/float64(len(accounts)), st.Throttled)
+			}
+		})
+	}
+}
+
+// BenchmarkSeedDesign runs the seed design's reading on the same emulator: per
+// window, every partition pages each 5-minute slice serially with a fixed 0.6 s
+// sleep per page, and all partitions wait for the slowest before the next window.
+func BenchmarkSeedDesign(b *testing.B) {
+	n := envInt("BENCH_EVENTS", 4000)
+	lat := time.Second
+	for range b.N {
+		s := newSetup(b, lat, n, 2*time.Hour)
+		var events atomic.Int64
+		began := time.Now()
+		for ws := start; ws.Before(start.Add(2 * time.Hour)); ws = ws.Add(30 * time.Minute) {
+			var wg sync.WaitGroup
+			for range accounts {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					client := cloudtrail.NewFromConfig(s.cfg, func(o *cloudtrail.Options) { o.Region = "us-east-1" })
+					for ss := ws; ss.Before(ws.Add(30 * time.Minute)); ss = ss.Add(5 * time.Minute) {
+						p := cloudtrail.NewLookupEventsPaginator(client, &cloudtrail.LookupEventsInput{StartTime: aws.Time(ss), EndTime: aws.Time(ss.Add(5 * time.Minute)), MaxResults: aws.Int32(50)})
+						for p.HasMorePages() {
+							page, err := p.NextPage(context.Background())
+							if err != nil {
+								b.Error(err)
+								return
+							}
+							events.Add(int64(len(page.Events)))
+							time.Sleep(600 * time.Millisecond) // the seed's fixed pacing
+						}
+					}
+				}()
+			}
+			wg.Wait()
+		}
+		wall := time.Since(began)
+		ideal := time.Duration(float64((n+engine.PageSize-1)/engine.PageSize) / pace.MaxRate * float64(time.Second))
+		// The seed's inclusive bounds read boundary events twice; count unique events for the rate.
+		b.ReportMetric(ideal.Seconds()/wall.Seconds(), "efficiency")
+		b.ReportMetric(float64(n)/wall.Seconds(), "events/s/partition")
+		fmt.Printf("figures: seed-design latency=%s partitions=4 events/partition=%d ideal=%s wall=%s efficiency=%.3f events-read=%d\n",
+			lat, n, ideal.Round(100*time.Millisecond), wall.Round(100*time.Millisecond), ideal.Seconds()/wall.Seconds(), events.Load())
+	}
+}
+
+// BenchmarkSparseRequests counts LookupEvents requests for a 3-day range holding
+// 30 events, and for an empty one (the seed spends 864 on each).
+func BenchmarkSparseRequests(b *testing.B) {
+	for range b.N {
+		emu := testkit.StartEmulator(b, emulator.Config{Latency: 200 * time.Millisecond, Rate: pace.MaxRate})
+		emu.AddAccount(accounts[0])
+		g := fakeevents.New(9, accounts[0], "eu-west-1")
+		if err := emu.AddEvents(accounts[0], "eu-west-1", g.Spread(30, start, start.Add(72*time.Hour))...); err != nil {
+			b.Fatal(err)
+		}
+		cfg := testkit.AWSConfig(b, emu, accounts[0])
+		clients := backfill.NewClients(cfg, sts.NewFromConfig(cfg), backfill.DefaultRoleName, pace.MaxRate)
+		for _, region := range []string{"eu-west-1", "sa-east-1"} {
+			client, lim, err := clients.LookupClient(context.Background(), accounts[0], region)
+			if err != nil {
+				b.Fatal(err)
+			}
+			store, _ := archive.NewLocalStore(b.TempDir())
+			res, err := engine.Run(context.Background(), engine.Config{Store: store}, engine.Job{Account: accounts[0], Region: region, Start: start, End: start.Add(72 * time.Hour), Client: client, Limiter: lim})
+			if err != nil || !res.Complete {
+				b.Fatal(err)
+			}
+			req := emu.Stats(accounts[0], region).Requests
+			b.ReportMetric(float64(req), "requests-"+region)
+			fmt.Printf("figures: sparse range=72h region=%s events=%d windows=%d requests=%d (seed design: 864)\n", region, res.Events, res.WindowsTotal, req)
+		}
+	}
+}
+
+// BenchmarkPeakMemory archives one 100,000-event window and samples the Go heap:
+// the figure is the peak heap above the baseline with the emulator loaded.
+func BenchmarkPeakMemory(b *testing.B) {
+	const n = 100000
+	for range b.N {
+		emu := testkit.StartEmulator(b, emulator.Config{Rate: 100000, Burst: 100})
+		emu.AddAccount(accounts[0])
+		g := fakeevents.New(5, accounts[0], "us-east-1")
+		recs := g.Spread(n, start, start.Add(30*time.Minute))
+		size := 0
+		for _, r := range recs {
+			size += len(r)
+		}
+		if err := emu.AddEvents(accounts[0], "us-east-1", recs...); err != nil {
+			b.Fatal(err)
+		}
+		recs = nil
+		cfg := testkit.AWSConfig(b, emu, accounts[0])
+		clients := backfill.NewClients(cfg, sts.NewFromConfig(cfg), backfill.DefaultRoleName, 100000)
+		client, lim, err := clients.LookupClient(context.Background(), accounts[0], "us-east-1")
+		if err != nil {
+			b.Fatal(err)
+		}
+		store, _ := archive.NewLocalStore(b.TempDir())
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		base := ms.HeapInuse
+		var peak atomic.Uint64
+		done := make(chan struct{})
+		go func() {
+			var m runtime.MemStats
+			t := time.NewTicker(5 * time.Millisecond)
+			defer t.Stop()
+			for {
+				runtime.ReadMemStats(&m)
+				if m.HeapInuse > peak.Load() {
+					peak.Store(m.HeapInuse)
+				}
+				select {
+				case <-done:
+					return
+				case <-t.C:
+				}
+			}
+		}()
+		res, err := engine.Run(context.Background(), engine.Config{Store: store}, engine.Job{Account: accounts[0], Region: "us-east-1", Start: start, End: start.Add(30 * time.Minute), Client: client, Limiter: lim})
+		close(done)
+		if err != nil || res.Events != n {
+			b.Fatalf("%d events, %v", res.Events, err)
+		}
+		mb := float64(peak.Load()-min(base, peak.Load())) / (1 << 20)
+		b.ReportMetric(mb, "peak-heap-MB")
+		fmt.Printf("figures: memory window-events=%d record-bytes=%.1fMB peak-heap-above-baseline=%.1fMB pages=%d\n", n, float64(size)/(1<<20), mb, res.Pages)
+	}
+}

@@ -1,0 +1,68 @@
+// Package emulator serves in-process emulators of the AWS APIs trailfill calls,
+// over real HTTP on 127.0.0.1, so that the real aws-sdk-go-v2 clients talk to
+// them at the wire level. It is test equipment (tests and `trailfill demo`),
+// never used against real AWS.
+//
+// One listener serves every service. A request is routed by the service name in
+// the SigV4 credential scope of its Authorization header (or of the
+// X-Amz-Credential query parameter of a presigned URL), for example
+// `Credential=AKID/20250101/us-east-1/cloudtrail/aws4_request`. Signatures are
+// not verified; only the access key, the region and the service are read. The
+// access key must be one the server issued (see [Server.CallerCredentials] and
+// sts:AssumeRole), otherwise the request is refused with the protocol's own
+// error.
+//
+// Built-in services:
+//
+//   - cloudtrail: LookupEvents (awsJson1_1), with the per (account, region)
+//     token bucket of 2 requests/s (HTTP 400 ThrottlingException over it),
+//     50 events per page, inclusive time bounds, newest-first order, NextToken
+//     bound to the request parameters, injectable latency and 500/503 faults.
+//   - sts: GetCallerIdentity and AssumeRole (awsQuery, XML).
+//   - account: ListRegions (restJson1).
+//   - s3: github.com/johannesboyne/gofakes3 over an in-memory backend, wrapped
+//     to decode aws-chunked bodies, verify x-amz-checksum-* values and inject
+//     PutObject failures.
+//
+// Further services (for example states or cloudformation) can be added with
+// [Server.Handle]; their handlers find the caller with [IdentityFromContext].
+//
+// # Client configuration
+//
+// Point clients at [Server.URL] with the SDK's BaseEndpoint option or the
+// AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> variables, and use the static
+// credentials from [Server.CallerCredentials]. Wire facts a client must respect:
+//
+//   - S3 must use path-style addressing (s3.Options.UsePathStyle = true). The
+//     SDK already falls back to path style when the endpoint host is an IP
+//     address, as [Server.URL] is, but set it anyway so `localhost` URLs work.
+//   - The endpoint is plain HTTP. Over HTTP the S3 client computes its
+//     request checksum up front and sends it as an x-amz-checksum-* header
+//     with a plain body (aws-chunked bodies with trailing checksums are used
+//     only over TLS), and it refuses unseekable bodies ("unseekable stream is
+//     not supported without TLS and trailing checksum", or "request stream is
+//     not seekable" from the signer): give PutObject a bytes.Reader or another
+//     io.Seeker. config.LoadDefaultConfig sets RequestChecksumCalculation and
+//     ResponseChecksumValidation to WhenSupported (CRC32 on every PutObject);
+//     a hand-built aws.Config leaves them unset and S3 then sends no checksum.
+//     Both work here: the emulator decodes aws-chunked bodies anyway (signed
+//     and unsigned, with trailers), verifies every x-amz-checksum-* value
+//     (400 BadDigest on mismatch), stores it and returns it from GetObject
+//     and HeadObject, where the SDK validates it. No
+//     RequestChecksumCalculation setting is needed for gofakes3.
+//   - Use [NewHTTPClient] (or its [BodyRaceTransport]) as the SDK's HTTP
+//     client. Without it, a fast local server triggers a smithy-go/net/http
+//     race that fails about one call in a few hundred with "use of closed
+//     network connection" after a 200 answer, or, with retries on, silently
+//     sends the request twice.
+//   - A throttled LookupEvents is HTTP 400 with X-Amzn-ErrorType and __type
+//     ThrottlingException; the SDK surfaces it as a smithy.APIError whose
+//     ErrorCode() is "ThrottlingException" (there is no typed error for it in
+//     the cloudtrail package). The SDK's standard retryer retries it, and its
+//     client-wide retry quota runs out after a few dozen throttled calls;
+//     tests of error paths should set RetryMaxAttempts = 1 or aws.NopRetryer.
+//   - Faults are HTTP 500 InternalFailure and 503 ServiceUnavailable; the SDK
+//     retries both by default.
+//   - The lookback window of 90 days is not enforced: event history holds
+//     whatever was added, however old (replays of old trail files).
+package emulator

@@ -1,0 +1,351 @@
+package engine_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/trailfill/trailfill/internal/archive"
+	"github.com/trailfill/trailfill/internal/backfill"
+	"github.com/trailfill/trailfill/internal/emulator"
+	"github.com/trailfill/trailfill/internal/engine"
+	"github.com/trailfill/trailfill/internal/testkit"
+)
+
+const (
+	caller  = "111111111111"
+	member  = "222222222222"
+	rapid   = 400.0 // requests/s: time-scaled quota so tests stay fast
+	roleFor = backfill.DefaultRoleName
+)
+
+// fixture is an emulator, clients as the caller account, and an archive.
+type fixture struct {
+	emu     *emulator.Server
+	clients *backfill.Clients
+	store   archive.Store
+}
+
+func newFixture(t *testing.T, cfg emulator.Config, rate float64) *fixture {
+	t.Helper()
+	if cfg.Rate == 0 {
+		cfg.Rate = rate
+	}
+	emu := testkit.StartEmulator(t, cfg)
+	emu.AddAccount(caller)
+	emu.AddAccount(member, roleFor)
+	awsCfg := testkit.AWSConfig(t, emu, caller)
+	store, err := archive.NewLocalStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{emu: emu, clients: backfill.NewClients(awsCfg, sts.NewFromConfig(awsCfg), roleFor, rate), store: store}
+}
+
+func (f *fixture) run(t *testing.T, account, region string, start, end time.Time, mut func(*engine.Config, *engine.Job)) (engine.Result, error) {
+	t.Helper()
+	ctx := context.Background()
+	client, lim, err := f.clients.LookupClient(ctx, account, region)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := engine.Config{Store: f.store}
+	job := engine.Job{Account: account, Region: region, Start: start, End: end, Client: client, Limiter: lim}
+	if mut != nil {
+		mut(&cfg, &job)
+	}
+	return engine.Run(ctx, cfg, job)
+}
+
+func mustRun(t *testing.T, f *fixture, account, region string, start, end time.Time) engine.Result {
+	t.Helper()
+	res, err := f.run(t, account, region, start, end, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Complete {
+		t.Fatalf("run incomplete: %+v", res)
+	}
+	return res
+}
+
+// inRange keeps the events in [start, end).
+func inRange(evs []testkit.Event, start, end time.Time) []testkit.Event {
+	var out []testkit.Event
+	for _, e := range evs {
+		if !e.Time.Before(start) && e.Time.Before(end) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+var day = time.Date(2025, 3, 9, 0, 0, 0, 0, time.UTC)
+
+// boundaryTimes places events on and around every window and slice boundary of
+// [start, end), on the range ends, just outside them, and across midnight.
+func boundaryTimes(start, end time.Time) []time.Time {
+	var ts []time.Time
+	for t := start.Add(-10 * time.Minute); !t.After(end.Add(10 * time.Minute)); t = t.Add(5 * time.Minute) {
+		ts = append(ts, t.Add(-time.Second), t, t, t.Add(time.Second), t.Add(97*time.Second))
+	}
+	return ts
+}
+
+func TestCompletenessAcrossPartitionsBoundariesAndMidnight(t *testing.T) {
+	f := newFixture(t, emulator.Config{}, rapid)
+	start, end := day.Add(-90*time.Minute), day.Add(2*time.Hour) // crosses midnight UTC
+	type part struct{ account, region string }
+	parts := []part{{caller, "us-east-1"}, {caller, "eu-west-1"}, {caller, "ap-south-1"}, {member, "us-east-1"}, {member, "eu-west-1"}, {member, "ap-south-1"}}
+	var want []testkit.Event
+	var keys [][2]string
+	for i, p := range parts {
+		ts := boundaryTimes(start, end)
+		// plus a busy stretch, different per partition
+		ts = append(ts, testkit.Spaced(start.Add(time.Duration(i)*17*time.Minute), 3*time.Second, 400)...)
+		evs := testkit.Retimed(t, p.account, p.region, ts)
+		testkit.Load(t, f.emu, evs)
+		want = append(want, inRange(evs, start, end)...)
+		keys = append(keys, [2]string{p.account, p.region})
+	}
+	for _, p := range parts {
+		res := mustRun(t, f, p.account, p.region, start, end)
+		if res.WindowsTotal != 7 || res.Windows != 7 {
+			t.Fatalf("%v: windows %d/%d, want 7/7", p, res.Windows, res.WindowsTotal)
+		}
+	}
+	testkit.CheckArchive(t, f.store, testkit.Expect{Events: want, Start: start, End: end})
+	testkit.CheckManifests(t, f.store, keys, start, end, engine.DefaultWindow)
+	if f.emu.AssumeRoleCalls(member) != 1 {
+		t.Fatalf("AssumeRole calls for %s = %d, want 1 (credentials cached per account)", member, f.emu.AssumeRoleCalls(member))
+	}
+	if f.emu.AssumeRoleCalls(caller) != 0 {
+		t.Fatalf("the caller's own account must be read without assuming a role")
+	}
+}
+
+func TestBusyWindowIsArchivedWhole(t *testing.T) {
+	f := newFixture(t, emulator.Config{}, rapid)
+	start := day.Add(10 * time.Hour)
+	end := start.Add(time.Hour)
+	// 12,000 events in one 30-minute window: 6.7 per second, many per second.
+	ts := make([]time.Time, 12000)
+	for i := range ts {
+		ts[i] = start.Add(time.Duration(i*1800/12000) * time.Second)
+	}
+	evs := testkit.Retimed(t, caller, "us-east-1", ts)
+	testkit.Load(t, f.emu, evs)
+	res := mustRun(t, f, caller, "us-east-1", start, end)
+	if res.Events != 12000 {
+		t.Fatalf("archived %d events, want 12000", res.Events)
+	}
+	testkit.CheckArchive(t, f.store, testkit.Expect{Events: evs, Start: start, End: end})
+	testkit.CheckManifests(t, f.store, [][2]string{{caller, "us-east-1"}}, start, end, engine.DefaultWindow)
+	// Splitting costs partial pages, but not many.
+	if min := int64(12000 / engine.PageSize); res.Pages > min+min/5 {
+		t.Fatalf("%d pages for %d full pages of events: splitting wastes too much", res.Pages, min)
+	}
+}
+
+func TestEmptyAndSparseRangesCostFewRequests(t *testing.T) {
+	f := newFixture(t, emulator.Config{}, rapid)
+	start, end := day, day.Add(72*time.Hour)
+	// 30 events over three days in one partition; nothing in the other.
+	evs := testkit.Retimed(t, caller, "eu-west-1", testkit.Spaced(start.Add(time.Hour), 139*time.Minute, 30))
+	testkit.Load(t, f.emu, evs)
+	res := mustRun(t, f, caller, "eu-west-1", start, end)
+	if got := f.emu.Stats(caller, "eu-west-1").Requests; got > 3 {
+		t.Fatalf("sparse 3-day range took %d requests, want at most 3", got)
+	}
+	if res.WindowsTotal != 144 || res.Windows != 144 {
+		t.Fatalf("windows %d/%d, want 144/144", res.Windows, res.WindowsTotal)
+	}
+	mustRun(t, f, caller, "sa-east-1", start, end)
+	if got := f.emu.Stats(caller, "sa-east-1").Requests; got != 1 {
+		t.Fatalf("empty 3-day range took %d requests, want 1", got)
+	}
+	testkit.CheckArchive(t, f.store, testkit.Expect{Events: evs, Start: start, End: end})
+	testkit.CheckManifests(t, f.store, [][2]string{{caller, "eu-west-1"}, {caller, "sa-east-1"}}, start, end, engine.DefaultWindow)
+}
+
+func TestRerunAddsNothingAndReadsNothing(t *testing.T) {
+	f := newFixture(t, emulator.Config{}, rapid)
+	start, end := day, day.Add(3*time.Hour)
+	evs := testkit.Retimed(t, caller, "us-east-1", testkit.Spaced(start, 7*time.Second, 1500))
+	testkit.Load(t, f.emu, evs)
+	mustRun(t, f, caller, "us-east-1", start, end)
+	before := f.emu.Stats(caller, "us-east-1").Requests
+	keys, _ := f.store.List(context.Background(), "")
+	res := mustRun(t, f, caller, "us-east-1", start, end)
+	if res.WindowsSkipped != 6 || res.Windows != 0 || res.Files != 0 {
+		t.Fatalf("re-run: %+v, want all 6 windows skipped and nothing written", res)
+	}
+	if after := f.emu.Stats(caller, "us-east-1").Requests; after != before {
+		t.Fatalf("re-run made %d LookupEvents requests, want 0", after-before)
+	}
+	keys2, _ := f.store.List(context.Background(), "")
+	if strings.Join(keys, ",") != strings.Join(keys2, ",") {
+		t.Fatal("re-run changed the set of archive objects")
+	}
+	testkit.CheckArchive(t, f.store, testkit.Expect{Events: inRange(evs, start, end), Start: start, End: end})
+}
+
+func TestOverlappingPartialRangesLeaveNoDuplicates(t *testing.T) {
+	f := newFixture(t, emulator.Config{}, rapid)
+	start, end := day.Add(15*time.Hour), day.Add(16*time.Hour)
+	evs := testkit.Retimed(t, caller, "us-east-1", testkit.Spaced(start.Add(-10*time.Minute), 11*time.Second, 500))
+	testkit.Load(t, f.emu, evs)
+	// First a range that starts and ends inside slices, then the whole hour.
+	a, b := start.Add(12*time.Minute+7*time.Second), start.Add(41*time.Minute+3*time.Second)
+	mustRun(t, f, caller, "us-east-1", a, b)
+	testkit.CheckArchive(t, f.store, testkit.Expect{Events: inRange(evs, a, b), Start: a, End: b})
+	mustRun(t, f, caller, "us-east-1", start, end)
+	testkit.CheckArchive(t, f.store, testkit.Expect{Events: inRange(evs, start, end), Start: start, End: end})
+	testkit.CheckManifests(t, f.store, [][2]string{{caller, "us-east-1"}}, start, end, engine.DefaultWindow)
+}
+
+func TestThrottlingStormLosesNothing(t *testing.T) {
+	// A competing caller takes most of a tight quota: most attempts are throttled.
+	f := newFixture(t, emulator.Config{Rate: 40, Burst: 1}, 40)
+	f.emu.SetCompetitor(caller, "us-east-1", 30)
+	start, end := day, day.Add(2*time.Hour)
+	evs := testkit.Retimed(t, caller, "us-east-1", testkit.Spaced(start, 2*time.Second, 2500))
+	testkit.Load(t, f.emu, evs)
+	mustRun(t, f, caller, "us-east-1", start, end)
+	st := f.emu.Stats(caller, "us-east-1")
+	if st.Throttled == 0 {
+		t.Fatal("the storm throttled nothing: the test does not test throttling")
+	}
+	testkit.CheckArchive(t, f.store, testkit.Expect{Events: inRange(evs, start, end), Start: start, End: end})
+	testkit.CheckManifests(t, f.store, [][2]string{{caller, "us-east-1"}}, start, end, engine.DefaultWindow)
+	t.Logf("throttled %d of %d requests", st.Throttled, st.Requests)
+}
+
+func TestServerErrorsAreRetried(t *testing.T) {
+	f := newFixture(t, emulator.Config{FaultRate: 0.05, Seed: 7}, rapid)
+	start, end := day, day.Add(4*time.Hour)
+	evs := testkit.Retimed(t, member, "eu-west-1", testkit.Spaced(start, 3*time.Second, 4000))
+	testkit.Load(t, f.emu, evs)
+	mustRun(t, f, member, "eu-west-1", start, end)
+	if f.emu.Stats(member, "eu-west-1").Faults == 0 {
+		t.Fatal("no faults were injected: the test does not test faults")
+	}
+	testkit.CheckArchive(t, f.store, testkit.Expect{Events: inRange(evs, start, end), Start: start, End: end})
+}
+
+func TestS3WriteFailures(t *testing.T) {
+	f := newFixture(t, emulator.Config{}, rapid)
+	// Few retries, so a persistent failure fails fast.
+	s3c := s3.NewFromConfig(testkit.AWSConfig(t, f.emu, caller), func(o *s3.Options) {
+		o.UsePathStyle = true
+		o.Retryer = retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 4; o.MaxBackoff = 10 * time.Millisecond })
+	})
+	if err := f.emu.CreateBucket("archive"); err != nil {
+		t.Fatal(err)
+	}
+	store, err := archive.Open(archive.Destination{Bucket: "archive", Prefix: "backfill"}, s3c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.store = store
+	start, end := day, day.Add(2*time.Hour)
+	evs := testkit.Retimed(t, caller, "us-east-1", testkit.Spaced(start, 5*time.Second, 1400))
+	testkit.Load(t, f.emu, evs)
+	trail := func(_, key string) bool { return strings.Contains(key, "/AWSLogs/") }
+
+	// Transient: the SDK retries each failed write.
+	f.emu.FailS3Puts(trail, 3)
+	mustRun(t, f, caller, "us-east-1", start, day.Add(time.Hour))
+
+	// Persistent: the run fails, no manifest claims a window it did not finish.
+	f.emu.FailS3Puts(trail, 1000)
+	if _, err := f.run(t, caller, "us-east-1", start, end, nil); err == nil {
+		t.Fatal("a run whose writes all fail succeeded")
+	}
+	ms, err := archive.PartitionManifests(context.Background(), store, caller, "us-east-1", start, end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 2 {
+		t.Fatalf("%d manifests after the failed run, want the 2 of the first hour", len(ms))
+	}
+	f.emu.ClearS3Faults()
+	mustRun(t, f, caller, "us-east-1", start, end)
+	testkit.CheckArchive(t, store, testkit.Expect{Events: inRange(evs, start, end), Start: start, End: end})
+	testkit.CheckManifests(t, store, [][2]string{{caller, "us-east-1"}}, start, end, engine.DefaultWindow)
+	if keys := f.emu.S3Keys("archive", "backfill/trailfill/manifests/"); len(keys) != 4 {
+		t.Fatalf("manifests under the prefix: %d, want 4", len(keys))
+	}
+}
+
+func TestStopAtDeadlineResumesWithoutLossOrDuplicates(t *testing.T) {
+	// 240 pages at 100 req/s take at least 2.4 s; each invocation gets 0.5 s.
+	f := newFixture(t, emulator.Config{Latency: 5 * time.Millisecond}, 100)
+	start, end := day.Add(5*time.Hour), day.Add(6*time.Hour)
+	evs := testkit.Retimed(t, member, "us-east-1", testkit.Spaced(start, 150*time.Millisecond, 12000))
+	testkit.Load(t, f.emu, evs)
+	var done []engine.Interval
+	invocations := 0
+	for {
+		invocations++
+		if invocations > 100 {
+			t.Fatal("no progress across invocations")
+		}
+		res, err := f.run(t, member, "us-east-1", start, end, func(_ *engine.Config, j *engine.Job) {
+			j.Done = done
+			j.StopAt = time.Now().Add(500 * time.Millisecond)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Complete {
+			break
+		}
+		done = res.Done
+	}
+	if invocations < 3 {
+		t.Fatalf("finished in %d invocations: the deadline never interrupted a window", invocations)
+	}
+	testkit.CheckArchive(t, f.store, testkit.Expect{Events: inRange(evs, start, end), Start: start, End: end, Pieces: true})
+	testkit.CheckManifests(t, f.store, [][2]string{{member, "us-east-1"}}, start, end, engine.DefaultWindow)
+	t.Logf("%d invocations", invocations)
+}
+
+func TestOrganizationLayout(t *testing.T) {
+	f := newFixture(t, emulator.Config{}, rapid)
+	start, end := day, day.Add(time.Hour)
+	evs := testkit.Retimed(t, member, "eu-west-1", testkit.Spaced(start, 13*time.Second, 200))
+	testkit.Load(t, f.emu, evs)
+	if _, err := f.run(t, member, "eu-west-1", start, end, func(c *engine.Config, _ *engine.Job) { c.OrgID = "o-a1b2c3d4e5" }); err != nil {
+		t.Fatal(err)
+	}
+	testkit.CheckArchive(t, f.store, testkit.Expect{OrgID: "o-a1b2c3d4e5", Events: evs, Start: start, End: end})
+	keys, _ := f.store.List(context.Background(), "AWSLogs/o-a1b2c3d4e5/222222222222/CloudTrail/eu-west-1/2025/03/09/")
+	if len(keys) != 9 { // 200 events 13 s apart span 43 minutes: 9 slices
+		t.Fatalf("%d files in the organization-trail day folder, want 9", len(keys))
+	}
+}
+
+func TestWindowsAlignToTheClock(t *testing.T) {
+	ws := engine.Windows(time.Date(2025, 1, 1, 23, 10, 0, 0, time.UTC), time.Date(2025, 1, 2, 0, 45, 0, 0, time.UTC), 30*time.Minute)
+	got := []string{}
+	for _, w := range ws {
+		got = append(got, w.Start.Format("15:04")+"["+w.From.Format("15:04")+","+w.To.Format("15:04")+")")
+	}
+	want := "23:00[23:10,23:30) 23:30[23:30,00:00) 00:00[00:00,00:30) 00:30[00:30,00:45)"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("windows %s, want %s", strings.Join(got, " "), want)
+	}
+	if n := engine.CountWindows(ws[0].From, ws[len(ws)-1].To, 30*time.Minute); n != 4 {
+		t.Fatalf("CountWindows = %d, want 4", n)
+	}
+	for _, bad := range []time.Duration{0, 7 * time.Minute, 35 * time.Minute, 25 * time.Hour} {
+		if engine.CheckWindow(bad) == nil {
+			t.Fatalf("window %s accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,257 @@
+package receiverfn
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"github.com/trailfill/trailfill/internal/archive"
+	"github.com/trailfill/trailfill/internal/awsconf"
+	"github.com/trailfill/trailfill/internal/emulator"
+	"github.com/trailfill/trailfill/internal/gitlab"
+)
+
+const (
+	tok1 = "lambda-token-1-abcdefgh"
+	tok2 = "lambda-token-2-ijklmnop"
+)
+
+type fakeSSM struct {
+	value string
+	err   error
+	calls []ssm.GetParameterInput
+}
+
+func (f *fakeSSM) GetParameter(_ context.Context, in *ssm.GetParameterInput, _ ...func(*ssm.Options)) (*ssm.GetParameterOutput, error) {
+	f.calls = append(f.calls, *in)
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &ssm.GetParameterOutput{Parameter: &types.Parameter{Name: in.Name, Value: aws.String(f.value)}}, nil
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	get := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	c, err := ConfigFromEnv(get(map[string]string{
+		gitlab.EnvBucket: "archive-bucket", gitlab.EnvPrefix: "/audit/", gitlab.EnvTokensParam: "/trailfill/gitlab/tokens",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{Bucket: "archive-bucket", Prefix: "audit", Source: "gitlab", TokensParam: "/trailfill/gitlab/tokens", MaxBody: 1 << 20}
+	if c != want {
+		t.Fatalf("config %+v, want %+v", c, want)
+	}
+	c, err = ConfigFromEnv(get(map[string]string{
+		gitlab.EnvBucket: "b-1", gitlab.EnvTokensParam: "p", gitlab.EnvSource: "gitlab.com", gitlab.EnvMaxBody: "65536",
+	}))
+	if err != nil || c.Source != "gitlab.com" || c.MaxBody != 65536 {
+		t.Fatalf("config %+v, %v", c, err)
+	}
+	for name, m := range map[string]map[string]string{
+		"no bucket":  {gitlab.EnvTokensParam: "p"},
+		"no param":   {gitlab.EnvBucket: "b-1"},
+		"bad body":   {gitlab.EnvBucket: "b-1", gitlab.EnvTokensParam: "p", gitlab.EnvMaxBody: "1MiB"},
+		"zero body":  {gitlab.EnvBucket: "b-1", gitlab.EnvTokensParam: "p", gitlab.EnvMaxBody: "0"},
+		"bad source": {gitlab.EnvBucket: "b-1", gitlab.EnvTokensParam: "p", gitlab.EnvSource: "a/b"},
+		"bad bucket": {gitlab.EnvBucket: "Bad_Bucket", gitlab.EnvTokensParam: "p"},
+		"bad prefix": {gitlab.EnvBucket: "b-1", gitlab.EnvTokensParam: "p", gitlab.EnvPrefix: "a//b"},
+	} {
+		if _, err := ConfigFromEnv(get(m)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestLoadTokens(t *testing.T) {
+	f := &fakeSSM{value: "# one per destination\n" + tok1 + "\n" + tok2 + "\n"}
+	tokens, err := LoadTokens(context.Background(), f, "/p")
+	if err != nil || tokens.Len() != 2 {
+		t.Fatalf("%v %v", tokens, err)
+	}
+	if len(f.calls) != 1 || !aws.ToBool(f.calls[0].WithDecryption) || aws.ToString(f.calls[0].Name) != "/p" {
+		t.Fatalf("calls %+v", f.calls)
+	}
+	for _, bad := range []*fakeSSM{{value: "short"}, {value: ""}, {err: errors.New("AccessDenied")}} {
+		_, err := LoadTokens(context.Background(), bad, "/p")
+		if err == nil || !strings.Contains(err.Error(), "/p") {
+			t.Errorf("%+v: %v", bad, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "short") {
+			t.Errorf("error shows the token: %v", err)
+		}
+	}
+}
+
+func TestLogHandlerAddsRequestID(t *testing.T) {
+	var buf bytes.Buffer
+	l := slog.New(NewLogHandler(&buf, slog.LevelInfo)).With("component", "x")
+	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "req-123"})
+	l.InfoContext(ctx, "hello")
+	out := buf.String()
+	for _, want := range []string{`"requestId":"req-123"`, `"message":"hello"`, `"component":"x"`, `"timestamp"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log %s lacks %s", out, want)
+		}
+	}
+}
+
+// TestLambdaOnS3 runs the receiver Lambda's handler against the project's S3
+// emulator through the real S3 client: tokens from SSM, single and array
+// bodies, duplicates, concurrent deliveries, rejections; the bucket holds each
+// event once under the prefix and nothing else.
+func TestLambdaOnS3(t *testing.T) {
+	emu, err := emulator.Start(emulator.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = emu.Close() })
+	if err := emu.CreateBucket("gitlab-archive"); err != nil {
+		t.Fatal(err)
+	}
+	ak, sk := emu.CallerCredentials("111122223333")
+	s3c := awsconf.NewS3(aws.Config{
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider(ak, sk, ""),
+		BaseEndpoint: aws.String(emu.URL()),
+	})
+	cfg, err := ConfigFromEnv(func(k string) string {
+		return map[string]string{gitlab.EnvBucket: "gitlab-archive", gitlab.EnvPrefix: "audit", gitlab.EnvTokensParam: "/tok", gitlab.EnvMaxBody: "4096"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	r, err := New(context.Background(), cfg, s3c, &fakeSSM{value: tok1 + "\n" + tok2}, slog.New(NewLogHandler(&logs, slog.LevelInfo)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	invoke := func(token, body string, b64 bool) events.LambdaFunctionURLResponse {
+		if b64 {
+			body = base64.StdEncoding.EncodeToString([]byte(body))
+		}
+		out, err := r.HandleFunctionURL(context.Background(), events.LambdaFunctionURLRequest{
+			RawPath:         "/",
+			Headers:         map[string]string{"x-gitlab-event-streaming-token": token, "content-type": "application/x-www-form-urlencoded"},
+			Body:            body,
+			IsBase64Encoded: b64,
+			RequestContext:  events.LambdaFunctionURLRequestContext{HTTP: events.LambdaFunctionURLRequestContextHTTPDescription{Method: "POST"}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	e1 := `{"id": 1, "author_id": 1, "entity_type": "Project", "created_at": "2022-02-23T06:21:05.283Z", "event_type": "repository_git_operation"}`
+	e2 := "{\n  \"id\": \"2\",\n  \"created_at\": \"2022-02-24T00:00:00Z\"\n}"
+	e3 := `{"id":3,"created_at":"2022-02-24T08:59:59+09:00"}`
+	if out := invoke(tok1, e1, false); out.StatusCode != 200 {
+		t.Fatalf("single: %d %s", out.StatusCode, out.Body)
+	}
+	if out := invoke(tok2, "[ "+e2+" , "+e3+" ]", true); out.StatusCode != 200 || !strings.Contains(out.Body, `"stored":2`) {
+		t.Fatalf("array: %d %s", out.StatusCode, out.Body)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	stored := 0
+	for range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out := invoke(tok1, `[`+e1+`,`+e3+`]`, false)
+			mu.Lock()
+			defer mu.Unlock()
+			if out.StatusCode != 200 || !strings.Contains(out.Body, `"stored":0`) {
+				t.Errorf("redelivery: %d %s", out.StatusCode, out.Body)
+			}
+			stored++
+		}()
+	}
+	e4 := `{"id":4,"created_at":"2022-03-01T00:00:00Z"}`
+	answers := make(chan string, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out := invoke(tok2, e4, false)
+			answers <- out.Body
+		}()
+	}
+	wg.Wait()
+	close(answers)
+	newCopies := 0
+	for a := range answers {
+		if strings.Contains(a, `"stored":1`) {
+			newCopies++
+		}
+	}
+	if newCopies != 1 {
+		t.Errorf("concurrent first deliveries of event 4 stored it %d times", newCopies)
+	}
+	for _, c := range []struct {
+		token, body string
+		status      int
+	}{
+		{"", e1, 401}, {"not-the-token-at-all", e1, 401}, {tok1, `{"id":5}`, 400},
+		{tok1, `[` + strings.Repeat(e1+",", 40) + e1 + `]`, 413},
+	} {
+		if out := invoke(c.token, c.body, false); out.StatusCode != c.status {
+			t.Errorf("%.30s: %d, want %d", c.body, out.StatusCode, c.status)
+		}
+	}
+
+	store := &archive.S3Store{Client: s3c, Bucket: "gitlab-archive"}
+	keys, err := store.List(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"audit/GitLab/gitlab/2022/02/23/1.json": e1,
+		"audit/GitLab/gitlab/2022/02/24/2.json": e2,
+		"audit/GitLab/gitlab/2022/02/23/3.json": e3, // 08:59:59+09:00 is the 23rd in UTC
+		"audit/GitLab/gitlab/2022/03/01/4.json": e4,
+	}
+	if len(keys) != len(want) {
+		t.Errorf("bucket holds %v", keys)
+	}
+	for k, v := range want {
+		got, ok := emu.S3Object("gitlab-archive", k)
+		if !ok || string(got) != v {
+			t.Errorf("%s = %q (%v), want %q", k, got, ok, v)
+		}
+	}
+	for _, tk := range []string{tok1, tok2} {
+		if strings.Contains(logs.String(), tk) {
+			t.Errorf("logs show a token")
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
