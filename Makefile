@@ -51,7 +51,7 @@ $(CDK):
 
 validate-asl: $(CDK) ## the state machine definition against the ASL schema
 	@echo "==> asl-validator statemachine/backfill.asl.json"
-	$(TOOLS)/node_modules/.bin/asl-validator --json-definition-path statemachine/backfill.asl.json
+	$(TOOLS)/node_modules/.bin/asl-validator --json-path statemachine/backfill.asl.json
 
 # Extra arguments for cdk, e.g. CDK_ARGS='-c bucketName=my-trail-bucket --profile audit'
 # (context keys: docs/deploy.md). STACKS: which stacks (default --all).

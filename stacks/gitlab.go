@@ -25,6 +25,7 @@ import (
 const (
 	OutputGitLabReceiverURL           = "GitLabReceiverUrl"
 	OutputGitLabReceiverRoleArn       = "GitLabReceiverRoleArn"
+	OutputGitLabReceiverFunctionName  = "GitLabReceiverFunctionName"
 	OutputGitLabTokensParameter       = "GitLabTokensParameter"
 	OutputGitLabArchiveLocation       = "GitLabArchiveLocation"
 	OutputGitLabBucketPolicyStatement = "GitLabBucketPolicyStatement"
@@ -203,6 +204,11 @@ func NewGitLabStack(scope constructs.Construct, props GitLabStackProps) (*GitLab
 		Description: jsii.String("trailfill: GitLab audit event streaming receiver (Lambda Function URL) writing to the archive of stack " + cfg.StackName),
 	})
 	awscdk.Tags_Of(stack).Add(jsii.String("trailfill"), jsii.String(cfg.StackName), nil)
+	// A new bucket is imported from the backfill stack through an export
+	// (Fn::ImportValue): CloudFormation then refuses to drop it from the
+	// backfill stack while this stack exists, so turning gitlab off without
+	// destroying this stack first fails visibly (docs/deploy.md, step 11.6).
+	awscdk.CrossStackReferences_Of(stack).Consume(awscdk.ReferenceStrength_STRONG)
 	s := &GitLabStack{Stack: stack}
 
 	bucketName, bucketArn := archiveBucket(cfg, props.Bucket)
@@ -220,12 +226,15 @@ func NewGitLabStack(scope constructs.Construct, props GitLabStackProps) (*GitLab
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
 	})
 	role := s.Role
-	// Write only: the receiver never reads, lists or deletes. Its conditional
-	// writes (If-None-Match: *) need no more than s3:PutObject.
+	// Create only: the receiver never reads, lists or deletes, and every write
+	// is conditional (If-None-Match: *, which needs no more than s3:PutObject),
+	// so the role may not write without that header: it cannot overwrite an
+	// archived event either.
 	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("WriteGitLabEvents"),
-		Actions:   jsii.Strings("s3:PutObject"),
-		Resources: &[]*string{objectArn},
+		Sid:        jsii.String("WriteGitLabEvents"),
+		Actions:    jsii.Strings("s3:PutObject"),
+		Resources:  &[]*string{objectArn},
+		Conditions: &map[string]any{"Null": map[string]any{"s3:if-none-match": "false"}},
 	}))
 	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("ReadTokensParameter"),
@@ -249,7 +258,7 @@ func NewGitLabStack(scope constructs.Construct, props GitLabStackProps) (*GitLab
 		Actions:   jsii.Strings("kms:Decrypt"),
 		Resources: &[]*string{keyRes},
 		Conditions: &map[string]any{"StringEquals": map[string]any{
-			"kms:ViaService": awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String("ssm."), awscdk.Aws_REGION(), jsii.String(".amazonaws.com")}),
+			"kms:ViaService":                      awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String("ssm."), awscdk.Aws_REGION(), jsii.String(".amazonaws.com")}),
 			"kms:EncryptionContext:PARAMETER_ARN": paramArn,
 		}},
 	}))
@@ -306,6 +315,7 @@ func NewGitLabStack(scope constructs.Construct, props GitLabStackProps) (*GitLab
 	}
 	out(OutputGitLabReceiverURL, "Destination URL of the GitLab streaming destination (HTTP endpoint)", s.URL.Url())
 	out(OutputGitLabReceiverRoleArn, "Role of the GitLab receiver function", role.RoleArn())
+	out(OutputGitLabReceiverFunctionName, "The GitLab receiver function (restart it after changing the tokens: docs/gitlab.md)", s.Function.FunctionName())
 	out(OutputGitLabTokensParameter, "SSM SecureString parameter the receiver reads its verification tokens from (one per line; you create it)", jsii.String(gl.TokensParam))
 	out(OutputGitLabArchiveLocation, "Where the receiver stores events (GitLab/<source>/YYYY/MM/DD/<id>.json)",
 		awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String("s3://"), bucketName, jsii.String("/" + eventsFolder)}))
@@ -317,6 +327,7 @@ func NewGitLabStack(scope constructs.Construct, props GitLabStackProps) (*GitLab
 				"Principal": map[string]any{"AWS": role.RoleArn()},
 				"Action":    "s3:PutObject",
 				"Resource":  objectArn,
+				"Condition": map[string]any{"Null": map[string]any{"s3:if-none-match": "false"}},
 			}, nil))
 		if cfg.KMSKeyArn != "" {
 			out(OutputGitLabKMSKeyPolicyStatement, "Add this statement to the key policy of "+cfg.KMSKeyArn+" (required when the key is in another account or its policy does not delegate to IAM)",

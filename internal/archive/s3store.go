@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -76,15 +77,29 @@ func (s *S3Store) PutIfAbsent(ctx context.Context, key string, body []byte) (boo
 	if err != nil {
 		return false, err
 	}
-	in := s.putInput(full, body)
-	in.IfNoneMatch = aws.String("*")
-	if _, err := s.Client.PutObject(ctx, in); err != nil {
-		if isStatus(err, http.StatusPreconditionFailed) || isStatus(err, http.StatusConflict) {
+	// 409 ConditionalRequestConflict means another conditional write of the same
+	// key is in flight: ask again (AWS's advice) until one of them has won.
+	for attempt := 1; ; attempt++ {
+		in := s.putInput(full, body)
+		in.IfNoneMatch = aws.String("*")
+		_, err := s.Client.PutObject(ctx, in)
+		switch {
+		case err == nil:
+			return true, nil
+		case isStatus(err, http.StatusPreconditionFailed):
 			return false, nil
+		case isStatus(err, http.StatusConflict) && attempt < 10:
+			t := time.NewTimer(time.Duration(attempt*attempt) * 20 * time.Millisecond)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return false, fmt.Errorf("write s3://%s/%s: %w", s.Bucket, full, ctx.Err())
+			}
+		default:
+			return false, fmt.Errorf("write s3://%s/%s: %w", s.Bucket, full, err)
 		}
-		return false, fmt.Errorf("write s3://%s/%s: %w", s.Bucket, full, err)
 	}
-	return true, nil
 }
 
 // Get implements Store.

@@ -48,7 +48,7 @@ func newSetup(b *testing.B, latency time.Duration, n int, span time.Duration) *s
 	b.Helper()
 	emu := testkit.StartEmulator(b, emulator.Config{Latency: latency, Jitter: latency / 5, Rate: pace.MaxRate, Seed: 1})
 	for i, a := range accounts {
-		emu.AddAccount(a)
+		emu.AddAccount(a, backfill.DefaultRoleName)
 		g := fakeevents.New(uint64(i+1), a, "us-east-1")
 		if err := emu.AddEvents(a, "us-east-1", g.Spread(n, start, start.Add(span))...); err != nil {
 			b.Fatal(err)

@@ -59,9 +59,9 @@ Usage:
   trailfill run    --start T --end T [--accounts A,B] [--regions R1,R2|all] [--role-name N]
                    [--out DIR|s3://bucket/prefix] [--org-id o-...] [--no-lookback-limit]
   trailfill plan   <range flags> [--json]
-  trailfill start  <range flags> [--stack NAME] [--dry-run] [--watch]
-  trailfill watch  EXECUTION
-  trailfill verify --out DIR|s3://bucket/prefix <range flags> [--json]
+  trailfill start  <range flags> [--stack NAME] [--dry-run] [--watch] [--name N] [--max-concurrency N]
+  trailfill watch  EXECUTION [--stack NAME] [--interval 5s]
+  trailfill verify [--out DIR|s3://bucket/prefix | --stack NAME] <range flags> [--regions ...|archived] [--json]
   trailfill demo   [--dir DIR]
   trailfill gitlab serve|backfill ...
 
@@ -145,7 +145,10 @@ func (e *Env) defaults() {
 		e.ProgressEvery = 10 * time.Second
 	}
 	if e.Logger == nil {
-		e.Logger = slog.New(slog.NewTextHandler(e.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		// TRAILFILL_LOG_LEVEL=info (or debug) shows per-partition details.
+		level := slog.LevelWarn
+		_ = level.UnmarshalText([]byte(e.Getenv("TRAILFILL_LOG_LEVEL")))
+		e.Logger = slog.New(slog.NewTextHandler(e.Stderr, &slog.HandlerOptions{Level: level}))
 	}
 }
 
@@ -154,7 +157,9 @@ func newFlagSet(env *Env, name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet("trailfill "+name, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(env.Stderr, "Usage: trailfill %s %s\n", name, synopsis)
+		// Output is io.Discard while parsing (errors are reported in one line by
+		// the caller) and stderr for -h.
+		fmt.Fprintf(fs.Output(), "Usage: trailfill %s %s\n", name, synopsis)
 		fs.PrintDefaults()
 	}
 	return fs

@@ -43,7 +43,7 @@ func cmdDemo(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 
-	emu, err := emulator.Start(emulator.Config{Latency: *latency, Jitter: *latency / 3, Rate: pace.MaxRate, Burst: 1, Seed: 1})
+	emu, err := emulator.Start(emulator.Config{Latency: *latency, Jitter: *latency / 3, Rate: pace.MaxRate, Seed: 1})
 	if err != nil {
 		return fmt.Errorf("start the emulators: %w", err)
 	}

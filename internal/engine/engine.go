@@ -47,6 +47,7 @@ import (
 // PageSize is LookupEvents' maximum page size.
 const PageSize = 50
 
+
 // Config is what every partition of a backfill shares.
 type Config struct {
 	Store     archive.Store
@@ -588,7 +589,9 @@ func (r *run) cover(from, to time.Time) []*slice {
 // split cuts dense ranges while fewer pagers are busy than the quota can feed at
 // the measured latency. Called with r.mu held.
 func (r *run) split() {
-	want := int(math.Ceil(r.job.Limiter.Rate()*r.latency*1.25)) + 1
+	// Enough pagers to keep the quota busy at the measured latency, plus one to
+	// cover its variance; each split costs about one partly filled page.
+	want := int(math.Ceil(r.job.Limiter.Rate()*r.latency*1.5)) + 1
 	want = min(want, r.cfg.MaxPagers)
 	for len(r.active)+len(r.queue) < want {
 		var best *rng
@@ -604,7 +607,10 @@ func (r *run) split() {
 				best, bestEst = rg, est
 			}
 		}
-		if best == nil || bestEst < 2*PageSize {
+		// A split costs about one page of quota (1/rate s) and saves about half the
+		// range's serial time (pages/2 * latency): worth it when the second is larger.
+		minEvents := PageSize * max(2, math.Ceil(2/(r.job.Limiter.Rate()*r.latency)))
+		if best == nil || bestEst < minEvents {
 			return
 		}
 		mid := best.lo.Add(best.floor.Sub(best.lo) / 2).Truncate(time.Second)

@@ -1,0 +1,358 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/trailfill/trailfill/internal/archive"
+	"github.com/trailfill/trailfill/internal/backfill"
+	"github.com/trailfill/trailfill/internal/emulator"
+	"github.com/trailfill/trailfill/internal/testkit"
+	"github.com/trailfill/trailfill/statemachine"
+	"github.com/trailfill/trailfill/statemachine/local"
+)
+
+// The emulated deployment: the central account (the caller, where the stack
+// runs), a member account with the read role, and a member account without
+// it.
+const (
+	acctCentral = "111111111111"
+	acctMember  = "222222222222"
+	acctNoRole  = "333333333333"
+	tfRegion    = "us-east-1"
+	tfBucket    = "trailfill-archive"
+	tfPrefix    = "org"
+	tfMachine   = "arn:aws:states:us-east-1:111111111111:stateMachine:trailfill-backfill"
+)
+
+var (
+	tfNow   = time.Date(2025, 11, 23, 20, 15, 0, 0, time.UTC)
+	tfStart = time.Date(2025, 11, 22, 10, 0, 0, 0, time.UTC)
+	tfEnd   = tfStart.Add(3 * time.Hour) // 6 windows of 30 minutes
+	// enabled regions, as account:ListRegions reports them
+	tfRegions = map[string][]string{
+		acctCentral: {"eu-west-1", "us-east-1"},
+		acctMember:  {"ap-southeast-2", "eu-west-1", "us-east-1"},
+		acctNoRole:  {"eu-west-1", "us-east-1"},
+	}
+)
+
+// deployed is an emulated deployment of the trailfill stack: CloudTrail, STS,
+// account and S3 emulators, Step Functions running the embedded state machine
+// with the real backfill handler as its Lambda, and CloudFormation with the
+// stack's outputs. The CLI reaches it through the standard SDK environment.
+type deployed struct {
+	emu    *emulator.Server
+	sfn    *emulator.StepFunctions
+	cfn    *emulator.CloudFormation
+	store  *archive.S3Store           // the archive, as the Lambda writes it
+	events map[string][]testkit.Event // by account/region: the events of the range
+}
+
+func newDeployed(t *testing.T) *deployed {
+	t.Helper()
+	emu := testkit.StartEmulator(t, emulator.Config{Rate: 1000, Burst: 10})
+	d := &deployed{emu: emu, events: map[string][]testkit.Event{}}
+	emu.AddAccount(acctCentral)
+	emu.AddAccount(acctMember, backfill.DefaultRoleName)
+	emu.AddAccount(acctNoRole)
+	accts := []string{acctCentral, acctMember, acctNoRole}
+	for i, a := range accts {
+		emu.SetEnabledRegions(a, tfRegions[a]...)
+		for j, r := range tfRegions[a] {
+			n := 31 + 17*i + 11*j
+			step := (3*time.Hour - time.Minute) / time.Duration(n)
+			times := testkit.Spaced(tfStart.Add(7*time.Second), step.Truncate(time.Second), n)
+			// Outside the range: one second before it, and at its end.
+			times = append(times, tfStart.Add(-time.Second), tfEnd)
+			evs := testkit.Retimed(t, a, r, times)
+			testkit.Load(t, emu, evs)
+			d.events[a+"/"+r] = evs[:n]
+		}
+	}
+	if err := emu.CreateBucket(tfBucket); err != nil {
+		t.Fatal(err)
+	}
+
+	// The backfill Lambda: the central account's role, the stack's archive.
+	lcfg := testkit.AWSConfig(t, emu, acctCentral)
+	lcfg.HTTPClient = emulator.NewHTTPClient(nil)
+	d.store = &archive.S3Store{Client: s3.NewFromConfig(lcfg, func(o *s3.Options) { o.UsePathStyle = true }), Bucket: tfBucket, Prefix: tfPrefix}
+	h := &backfill.Handler{Store: d.store, Clients: backfill.NewClients(lcfg, sts.NewFromConfig(lcfg), backfill.DefaultRoleName, 1000)}
+	def := statemachine.Substitute(statemachine.Definition, map[string]string{statemachine.FunctionPlaceholder: statemachine.LocalFunctionName})
+
+	d.sfn = emulator.NewStepFunctions(emu)
+	t.Cleanup(d.sfn.Close)
+	if err := d.sfn.AddStateMachine(tfMachine, def, emulator.StateMachineOptions{Invoker: handlerInvoker(h), Clock: local.NewFakeClock(tfNow)}); err != nil {
+		t.Fatal(err)
+	}
+	d.cfn = emulator.NewCloudFormation(emu)
+	d.cfn.AddStack(acctCentral, tfRegion, "trailfill", map[string]string{
+		"StateMachineArn":         tfMachine,
+		"ArchiveBucket":           tfBucket,
+		"ArchivePrefix":           tfPrefix,
+		"ArchiveDestination":      "s3://" + tfBucket + "/" + tfPrefix,
+		"ReadRoleName":            backfill.DefaultRoleName,
+		"BackfillFunctionRoleArn": "arn:aws:iam::111111111111:role/trailfill-backfill-us-east-1",
+		"ConsoleUrl":              "https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1#/statemachines/view/" + tfMachine,
+	})
+
+	// The CLI: the standard SDK configuration only.
+	akid, secret := emu.CallerCredentials(acctCentral)
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL":            emu.URL(),
+		"AWS_ACCESS_KEY_ID":           akid,
+		"AWS_SECRET_ACCESS_KEY":       secret,
+		"AWS_SESSION_TOKEN":           "",
+		"AWS_REGION":                  tfRegion,
+		"AWS_PROFILE":                 "",
+		"AWS_CONFIG_FILE":             "/dev/null",
+		"AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+		EnvStack:                      "",
+	} {
+		t.Setenv(k, v)
+	}
+	return d
+}
+
+// run runs the trailfill command line and returns its exit code, stdout and
+// stderr.
+func (d *deployed) run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	env := &Env{Stdout: &stdout, Stderr: &stderr, Now: func() time.Time { return tfNow }, Clock: local.NewFakeClock(tfNow)}
+	code := Main(context.Background(), args, env)
+	return code, stdout.String(), stderr.String()
+}
+
+// rangeArgs are the range flags of the test backfill.
+func rangeArgs(extra ...string) []string {
+	return append([]string{"--start", tfStart.Format(time.RFC3339), "--end", tfEnd.Format(time.RFC3339)}, extra...)
+}
+
+// expected returns the events of the given partitions and their count per
+// partition.
+func (d *deployed) expected(parts ...string) []testkit.Event {
+	var out []testkit.Event
+	for _, p := range parts {
+		out = append(out, d.events[p]...)
+	}
+	return out
+}
+
+// slices counts the 5-minute slices with events (the trail files) of a
+// partition.
+func (d *deployed) slices(part string) int {
+	seen := map[int64]bool{}
+	for _, e := range d.events[part] {
+		seen[e.Time.Truncate(archive.SliceLength).Unix()] = true
+	}
+	return len(seen)
+}
+
+// wantUsage asserts exit code 2 with one line on stderr that contains want,
+// nothing on stdout, and no execution started.
+func (d *deployed) wantUsage(t *testing.T, want string, args ...string) {
+	t.Helper()
+	code, stdout, stderr := d.run(t, args...)
+	if code != ExitUsage {
+		t.Errorf("%v: exit %d, want 2; stderr %q", args, code, stderr)
+	}
+	if stdout != "" {
+		t.Errorf("%v: stdout %q, want nothing", args, stdout)
+	}
+	if strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "trailfill: ") || !strings.Contains(stderr, want) {
+		t.Errorf("%v: stderr %q, want one line containing %q", args, stderr, want)
+	}
+	if n := d.sfn.Calls("StartExecution"); n != 0 {
+		t.Fatalf("%v: %d StartExecution requests, want none", args, n)
+	}
+}
+
+func TestStartDryRunPrintsExactInput(t *testing.T) {
+	d := newDeployed(t)
+	code, stdout, stderr := d.run(t, append([]string{"start"}, rangeArgs("--accounts", acctCentral+","+acctMember, "--dry-run")...)...)
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	want := `{
+  "partitions": [
+    {
+      "account": "111111111111",
+      "region": "eu-west-1"
+    },
+    {
+      "account": "111111111111",
+      "region": "us-east-1"
+    },
+    {
+      "account": "222222222222",
+      "region": "ap-southeast-2"
+    },
+    {
+      "account": "222222222222",
+      "region": "eu-west-1"
+    },
+    {
+      "account": "222222222222",
+      "region": "us-east-1"
+    }
+  ],
+  "start": "2025-11-22T10:00:00Z",
+  "end": "2025-11-22T13:00:00Z",
+  "window_minutes": 30,
+  "role_name": "trailfill-read",
+  "max_concurrency": 40
+}
+`
+	if stdout != want {
+		t.Errorf("dry-run input:\n%s\nwant:\n%s", stdout, want)
+	}
+	wantErr := "trailfill: dry run: would start execution tf-2acct-20251122T1000Z-20251122T1300Z-20251123T201500Z of " + tfMachine + ": 5 partition(s) x 6 window(s); nothing started\n"
+	if stderr != wantErr {
+		t.Errorf("stderr %q, want %q", stderr, wantErr)
+	}
+	if n := d.sfn.Calls("StartExecution"); n != 0 {
+		t.Errorf("dry run sent %d StartExecution requests", n)
+	}
+	// Without --accounts: the caller's account, named in the execution name.
+	code, stdout, stderr = d.run(t, append([]string{"start"}, rangeArgs("--regions", "us-east-1", "--dry-run", "--max-concurrency", "3", "--window-minutes", "60")...)...)
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, `"partitions": [
+    {
+      "account": "111111111111",
+      "region": "us-east-1"
+    }
+  ],`) || !strings.Contains(stdout, `"window_minutes": 60,`) || !strings.Contains(stdout, `"max_concurrency": 3`) {
+		t.Errorf("dry-run input for the caller's account:\n%s", stdout)
+	}
+	if !strings.Contains(stderr, "would start execution tf-111111111111-20251122T1000Z-20251122T1300Z-20251123T201500Z of") {
+		t.Errorf("stderr %q", stderr)
+	}
+}
+
+func TestStartBadInput(t *testing.T) {
+	d := newDeployed(t)
+	start := func(args ...string) []string { return append([]string{"start"}, args...) }
+	for _, tc := range []struct {
+		want string
+		args []string
+	}{
+		{"missing --start", start("--end", tfEnd.Format(time.RFC3339))},
+		{"is not before --end", start("--start", tfEnd.Format(time.RFC3339), "--end", tfStart.Format(time.RFC3339))},
+		{"more than 90 days ago", start("--start", "2025-01-01T00:00:00Z", "--end", tfEnd.Format(time.RFC3339))},
+		{"--end 2025-11-24T00:00:00Z is in the future", start("--start", tfStart.Format(time.RFC3339), "--end", "2025-11-24T00:00:00Z")},
+		{"--accounts: invalid account ID", start(rangeArgs("--accounts", "12345")...)},
+		{"--regions: unknown region", start(rangeArgs("--regions", "mars-1")...)},
+		{"--out is not used by start: the deployed stack writes to its own archive", start(rangeArgs("--out", "s3://elsewhere/x")...)},
+		{"--org-id is not used by start", start(rangeArgs("--org-id", "o-abcdefghij")...)},
+		{"--rate is not used by start", start(rangeArgs("--rate", "1")...)},
+		{"--name \"a b\": use 1 to 80 letters", start(rangeArgs("--name", "a b")...)},
+		{"--name", start(rangeArgs("--name", strings.Repeat("n", 81))...)},
+		{"--max-concurrency 0", start(rangeArgs("--max-concurrency", "0")...)},
+		{"--window-minutes", start(rangeArgs("--window-minutes", "7")...)},
+		{"--stack \"no such\"", start(rangeArgs("--stack", "no such")...)},
+		{"stack nope does not exist in us-east-1", start(rangeArgs("--stack", "nope")...)},
+		{"--role-name other: the function of stack trailfill assumes trailfill-read", start(rangeArgs("--role-name", "other")...)},
+		{"unexpected argument \"now\"", start(append(rangeArgs(), "now")...)},
+		{"flag provided but not defined: -bogus", start(rangeArgs("--bogus")...)},
+	} {
+		d.wantUsage(t, tc.want, tc.args...)
+	}
+	// The stack name may come from TRAILFILL_STACK.
+	t.Setenv(EnvStack, "missing-stack")
+	d.wantUsage(t, "stack missing-stack does not exist", start(rangeArgs()...)...)
+	t.Setenv(EnvStack, "")
+
+	// A member account whose read role cannot be assumed: --regions all cannot
+	// be resolved (exit 1, nothing started).
+	code, _, stderr := d.run(t, start(rangeArgs("--accounts", acctNoRole)...)...)
+	if code != ExitFailed || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "resolve --regions all") || !strings.Contains(stderr, "or pass --regions") {
+		t.Errorf("no read role: exit %d, %q", code, stderr)
+	}
+	if n := d.sfn.Calls("StartExecution"); n != 0 {
+		t.Fatalf("%d StartExecution requests, want none", n)
+	}
+
+	// An execution name that is taken.
+	args := start(rangeArgs("--accounts", acctCentral, "--regions", "eu-west-1", "--name", "mine")...)
+	if code, _, stderr := d.run(t, args...); code != ExitOK {
+		t.Fatalf("first start: exit %d: %s", code, stderr)
+	}
+	arn := tfMachine[:strings.Index(tfMachine, ":stateMachine:")] + ":execution:trailfill-backfill:mine"
+	if _, err := d.sfn.Wait(context.Background(), arn); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := d.run(t, args...)
+	if code != ExitUsage || stdout != "" || stderr != "trailfill: execution mine already exists: choose another --name, or omit --name for a fresh one (trailfill watch "+arn+" shows the existing one)\n" {
+		t.Errorf("name taken: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if got := d.sfn.Executions(tfMachine); len(got) != 1 {
+		t.Errorf("executions %v, want one", got)
+	}
+}
+
+func TestExecutionName(t *testing.T) {
+	parts := []Partition{{"111111111111", "us-east-1"}, {"111111111111", "eu-west-1"}}
+	start := time.Date(2025, 4, 17, 15, 0, 0, 0, time.UTC)
+	end := time.Date(2025, 4, 18, 0, 0, 30, 0, time.UTC)
+	now := time.Date(2025, 11, 23, 20, 15, 0, 0, time.UTC)
+	if got, want := executionName(parts, start, end, now), "tf-111111111111-20250417T1500Z-20250418T000030Z-20251123T201500Z"; got != want {
+		t.Errorf("one account: %s, want %s", got, want)
+	}
+	for i := 2; i <= 14; i++ {
+		parts = append(parts, Partition{fmt.Sprintf("%012d", i), "us-east-1"})
+	}
+	got := executionName(parts, start, end, now)
+	if want := "tf-14acct-20250417T1500Z-20250418T000030Z-20251123T201500Z"; got != want {
+		t.Errorf("14 accounts: %s, want %s", got, want)
+	}
+	if len(got) > 80 || !executionNameRE.MatchString(got) {
+		t.Errorf("%s is not a valid execution name", got)
+	}
+	if got, want := consoleURL("arn:aws:states:eu-west-1:111111111111:execution:sm:x"), "https://eu-west-1.console.aws.amazon.com/states/home?region=eu-west-1#/v2/executions/details/arn:aws:states:eu-west-1:111111111111:execution:sm:x"; got != want {
+		t.Errorf("console URL %s", got)
+	}
+	if got := consoleURL("arn:aws-cn:states:cn-north-1:111111111111:execution:sm:x"); !strings.HasPrefix(got, "https://cn-north-1.console.amazonaws.cn/states/") {
+		t.Errorf("China console URL %s", got)
+	}
+}
+
+// partitionsOf lists "account/region" of accounts, sorted.
+func partitionsOf(accounts ...string) []string {
+	var out []string
+	for _, a := range accounts {
+		for _, r := range tfRegions[a] {
+			out = append(out, a+"/"+r)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// putObject overwrites an archive object as someone else would.
+func (d *deployed) putObject(t *testing.T, key string, body []byte) {
+	t.Helper()
+	if err := d.store.Put(context.Background(), key, body); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deleteObject removes an archive object.
+func (d *deployed) deleteObject(t *testing.T, key string) {
+	t.Helper()
+	_, err := d.store.Client.(*s3.Client).DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String(tfBucket), Key: aws.String(tfPrefix + "/" + key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
