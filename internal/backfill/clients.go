@@ -133,7 +133,9 @@ func LookupRetryer() aws.Retryer {
 	})
 }
 
-type pacedBackoff struct{ exp *retry.ExponentialJitterBackoff }
+type pacedBackoff struct {
+	exp *retry.ExponentialJitterBackoff
+}
 
 func (b pacedBackoff) BackoffDelay(attempt int, err error) (time.Duration, error) {
 	if pace.IsThrottle(err) {

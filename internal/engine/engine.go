@@ -47,7 +47,6 @@ import (
 // PageSize is LookupEvents' maximum page size.
 const PageSize = 50
 
-
 // Config is what every partition of a backfill shares.
 type Config struct {
 	Store     archive.Store

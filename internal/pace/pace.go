@@ -42,10 +42,21 @@ func NewLimiter(r float64) *Limiter {
 	return &Limiter{lim: rate.NewLimiter(rate.Limit(r), 1), max: r, cur: r, now: time.Now}
 }
 
-// Wait blocks until the next request may be sent.
+// Wait blocks until the next request may be sent, or ctx ends. Unlike
+// rate.Limiter.Wait it does not fail early when the slot lies beyond ctx's
+// deadline: a Lambda stops at its own soft deadline (by cancelling), and an early
+// "would exceed context deadline" would look like a failure.
 func (l *Limiter) Wait(ctx context.Context) error {
-	if err := l.lim.Wait(ctx); err != nil {
-		return err
+	r := l.lim.Reserve()
+	if d := r.Delay(); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			r.Cancel()
+			return ctx.Err()
+		}
 	}
 	l.attempts.Add(1)
 	return nil

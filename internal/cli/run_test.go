@@ -1,0 +1,240 @@
+package cli
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/trailfill/trailfill/internal/archive"
+	"github.com/trailfill/trailfill/internal/backfill"
+	"github.com/trailfill/trailfill/internal/engine"
+	"github.com/trailfill/trailfill/internal/testkit"
+	"github.com/trailfill/trailfill/statemachine/local"
+)
+
+func TestRunBadInput(t *testing.T) {
+	d := newDeployed(t)
+	out := filepath.Join(t.TempDir(), "archive")
+	start, end := tfStart.Format(time.RFC3339), tfEnd.Format(time.RFC3339)
+	cases := []struct {
+		want string
+		args []string
+	}{
+		{"missing --start", []string{"--end", end}},
+		{"invalid --start", []string{"--start", "2025-11-22 10:00", "--end", end}},
+		{"whole seconds", []string{"--start", "2025-11-22T10:00:00.5Z", "--end", end}},
+		{"is not before --end", []string{"--start", end, "--end", start}},
+		{"is in the future", []string{"--start", start, "--end", tfNow.Add(time.Hour).Format(time.RFC3339)}},
+		{"more than 90 days ago", []string{"--start", tfNow.Add(-91 * 24 * time.Hour).Format(time.RFC3339), "--end", end}},
+		{"invalid account ID", []string{"--start", start, "--end", end, "--accounts", "12345"}},
+		{"invalid account ID", []string{"--start", start, "--end", end, "--accounts", "111111111111,abc"}},
+		{"unknown region", []string{"--start", start, "--end", end, "--regions", "us-east-1,mars-north-1"}},
+		{"cannot be combined", []string{"--start", start, "--end", end, "--regions", "all,us-east-1"}},
+		{"invalid role name", []string{"--start", start, "--end", end, "--role-name", "bad role"}},
+		{"invalid organization ID", []string{"--start", start, "--end", end, "--org-id", "org-1"}},
+		{"invalid S3 bucket name", []string{"--start", start, "--end", end, "--out", "s3://A_B/x"}},
+		{"--rate", []string{"--start", start, "--end", end, "--rate", "3"}},
+		{"--window-minutes", []string{"--start", start, "--end", end, "--window-minutes", "7"}},
+		{"flag provided but not defined", []string{"--start", start, "--end", end, "--bogus"}},
+		{"unexpected argument", []string{"--start", start, "--end", end, "extra"}},
+	}
+	for _, c := range cases {
+		args := append([]string{"run"}, c.args...)
+		if !strings.Contains(strings.Join(c.args, " "), "--out") {
+			args = append(args, "--out", out)
+		}
+		code, stdout, stderr := d.run(t, args...)
+		if code != ExitUsage || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and one line containing %q", c.args, code, stdout, stderr, c.want)
+		}
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("bad input wrote %s", out)
+	}
+	if n := d.emu.Stats(acctCentral, "us-east-1").Requests; n != 0 {
+		t.Fatalf("bad input made %d LookupEvents requests", n)
+	}
+}
+
+// TestRunMatchesEngineOnly: `trailfill run` goes through the ASL, executed
+// locally with the Lambda's handler; its archive is byte for byte the archive the
+// engine writes when called directly.
+func TestRunMatchesEngineOnly(t *testing.T) {
+	d := newDeployed(t)
+	viaASL, direct := t.TempDir(), t.TempDir()
+	code, _, stderr := d.run(t, append([]string{"run", "--out", viaASL, "--accounts", acctCentral + "," + acctMember, "--rate", "2"}, rangeArgs()...)...)
+	if code != ExitOK {
+		t.Fatalf("run: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "archived ") || !strings.Contains(stderr, "efficiency") {
+		t.Errorf("run printed no summary: %s", stderr)
+	}
+	parts := []string{"111111111111/eu-west-1", "111111111111/us-east-1", "222222222222/ap-southeast-2", "222222222222/eu-west-1", "222222222222/us-east-1"}
+	store, err := archive.NewLocalStore(viaASL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.CheckArchive(t, store, testkit.Expect{Events: d.expected(parts...), Start: tfStart, End: tfEnd})
+
+	cfg := testkit.AWSConfig(t, d.emu, acctCentral)
+	clients := backfill.NewClients(cfg, sts.NewFromConfig(cfg), backfill.DefaultRoleName, 1000)
+	dstore, err := archive.NewLocalStore(direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range parts {
+		acct, region, _ := strings.Cut(p, "/")
+		client, lim, err := clients.LookupClient(context.Background(), acct, region)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := engine.Run(context.Background(), engine.Config{Store: dstore}, engine.Job{Account: acct, Region: region, Start: tfStart, End: tfEnd, Client: client, Limiter: lim}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := trailFiles(t, store), trailFiles(t, dstore)
+	if len(a) == 0 || len(a) != len(b) {
+		t.Fatalf("run wrote %d trail files, the engine alone %d", len(a), len(b))
+	}
+	for k, body := range a {
+		if !bytes.Equal(body, b[k]) {
+			t.Fatalf("%s differs between run and the engine alone", k)
+		}
+	}
+}
+
+// trailFiles maps each trail file's key to its decompressed body.
+func trailFiles(t *testing.T, s archive.Store) map[string][]byte {
+	t.Helper()
+	keys, err := s.List(context.Background(), "AWSLogs/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, k := range keys {
+		body, err := s.Get(context.Background(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out[k], err = io.ReadAll(zr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+func TestRunFailingPartitionFailsTheJobAfterTheOthers(t *testing.T) {
+	d := newDeployed(t)
+	dir := t.TempDir()
+	code, _, stderr := d.run(t, append([]string{"run", "--out", dir, "--accounts", acctCentral + "," + acctNoRole, "--regions", "eu-west-1,us-east-1", "--rate", "2"}, rangeArgs()...)...)
+	if code != ExitFailed {
+		t.Fatalf("exit %d, want 1: %s", code, stderr)
+	}
+	for _, want := range []string{"333333333333/eu-west-1: PartitionError", "333333333333/us-east-1: PartitionError", "re-run the same command to resume"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr does not say %q:\n%s", want, stderr)
+		}
+	}
+	store, _ := archive.NewLocalStore(dir)
+	testkit.CheckArchive(t, store, testkit.Expect{Events: d.expected("111111111111/eu-west-1", "111111111111/us-east-1"), Start: tfStart, End: tfEnd})
+	testkit.CheckManifests(t, store, [][2]string{{acctCentral, "eu-west-1"}, {acctCentral, "us-east-1"}}, tfStart, tfEnd, engine.DefaultWindow)
+}
+
+// flakyInvoker fails the first invocation of every partition as the Lambda
+// runtime reports a function error, then behaves.
+type flakyInvoker struct {
+	inner local.Invoker
+	mu    sync.Mutex
+	seen  map[string]bool
+}
+
+func (f *flakyInvoker) Invoke(ctx context.Context, res, fn string, payload json.RawMessage) (json.RawMessage, error) {
+	var st backfill.State
+	if err := json.Unmarshal(payload, &st); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	first := !f.seen[st.Account+st.Region]
+	f.seen[st.Account+st.Region] = true
+	f.mu.Unlock()
+	if first {
+		return nil, &local.TaskError{Name: "PartitionError", Cause: `{"errorMessage":"transient","errorType":"PartitionError"}`}
+	}
+	return f.inner.Invoke(ctx, res, fn, payload)
+}
+
+// deadlineInvoker gives every invocation a short deadline, as a Lambda timeout.
+type deadlineInvoker struct {
+	inner  local.Invoker
+	budget time.Duration
+}
+
+func (d deadlineInvoker) Invoke(ctx context.Context, res, fn string, payload json.RawMessage) (json.RawMessage, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.budget)
+	defer cancel()
+	return d.inner.Invoke(ctx, res, fn, payload)
+}
+
+// TestStateMachineRetriesAndDeadlines runs the ASL over the emulators with
+// Lambda errors that are retried, and with invocations that reach their deadline
+// inside busy windows: the loop resumes from the cursor without loss or
+// duplicates.
+func TestStateMachineRetriesAndDeadlines(t *testing.T) {
+	d := newDeployed(t)
+	busyStart := tfStart.Add(30 * time.Minute)
+	busy := testkit.Retimed(t, acctMember, "sa-east-1", testkit.Spaced(busyStart, 300*time.Millisecond, 3000))
+	testkit.Load(t, d.emu, busy)
+
+	cfg := testkit.AWSConfig(t, d.emu, acctCentral)
+	dir := t.TempDir()
+	store, _ := archive.NewLocalStore(dir)
+	// 60 pages at 40 requests/s take 1.5 s at least; each invocation gets 0.3 s.
+	h := &backfill.Handler{Store: store, Clients: backfill.NewClients(cfg, sts.NewFromConfig(cfg), backfill.DefaultRoleName, 40), Margin: 50 * time.Millisecond}
+	inv := &flakyInvoker{inner: deadlineInvoker{inner: handlerInvoker(h), budget: 300 * time.Millisecond}, seen: map[string]bool{}}
+	m, err := localMachine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := rangeSpec{Start: tfStart, End: tfEnd, Window: engine.DefaultWindow, RoleName: backfill.DefaultRoleName}
+	parts := []Partition{{acctCentral, "us-east-1"}, {acctMember, "sa-east-1"}}
+	input, _ := json.Marshal(executionInput(spec, parts, store.String(), 2))
+	clock := local.NewFakeClock(tfNow)
+	res, err := m.Execute(context.Background(), input, local.Options{Invoker: inv, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != "SUCCEEDED" {
+		t.Fatalf("execution %s: %s: %s", res.Status, res.Error, res.Cause)
+	}
+	var out struct {
+		Partitions []PartitionOutcome `json:"partitions"`
+	}
+	if err := json.Unmarshal(res.Output, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range out.Partitions {
+		if p.Account == acctMember && p.Invocations < 3 {
+			t.Errorf("the busy partition finished in %d invocations: no deadline was hit", p.Invocations)
+		}
+	}
+	if len(clock.Sleeps()) < 2 {
+		t.Errorf("retry waits %v: the failed first invocations were not retried by the state machine", clock.Sleeps())
+	}
+	want := append(d.expected("111111111111/us-east-1"), busy...)
+	testkit.CheckArchive(t, store, testkit.Expect{Events: want, Start: tfStart, End: tfEnd, Pieces: true})
+	testkit.CheckManifests(t, store, [][2]string{{acctCentral, "us-east-1"}, {acctMember, "sa-east-1"}}, tfStart, tfEnd, engine.DefaultWindow)
+}
