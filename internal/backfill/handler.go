@@ -33,14 +33,14 @@ type State struct {
 // manifest are found again from the archive; Written lists slices written by an
 // invocation that stopped inside windows it could not finish.
 type Cursor struct {
-	Written        []engine.Interval `json:"written,omitempty"`
-	Invocations    int               `json:"invocations"`
-	Events         int64             `json:"events"`
-	Files          int64             `json:"files"`
-	Pages          int64             `json:"pages"`
-	Windows        int               `json:"windows"`
-	WindowsSkipped int               `json:"windows_skipped"`
-	WindowsTotal   int               `json:"windows_total"`
+	Written        []engine.Piece `json:"written,omitempty"`
+	Invocations    int            `json:"invocations"`
+	Events         int64          `json:"events"`
+	Files          int64          `json:"files"`
+	Pages          int64          `json:"pages"`
+	Windows        int            `json:"windows"`
+	WindowsSkipped int            `json:"windows_skipped"`
+	WindowsTotal   int            `json:"windows_total"`
 }
 
 // Handler runs one invocation.

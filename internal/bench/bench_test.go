@@ -62,7 +62,7 @@ func newSetup(b *testing.B, latency time.Duration, n int, span time.Duration) *s
 // that the quota, not the data, is the limit. Efficiency = ideal time at
 // 2 requests/s (full pages back to back) / wall time, per partition.
 func BenchmarkThroughput(b *testing.B) {
-	n := envInt("BENCH_EVENTS", 4000)
+	n := envInt("BENCH_EVENTS", 10000)
 	for _, lat := range []time.Duration{200 * time.Millisecond, time.Second, 4 * time.Second} {
 		b.Run("latency="+lat.String(), func(b *testing.B) {
 			for range b.N {
@@ -118,7 +118,7 @@ func BenchmarkThroughput(b *testing.B) {
 // window, every partition pages each 5-minute slice serially with a fixed 0.6 s
 // sleep per page, and all partitions wait for the slowest before the next window.
 func BenchmarkSeedDesign(b *testing.B) {
-	n := envInt("BENCH_EVENTS", 4000)
+	n := envInt("BENCH_SEED_EVENTS", 4000)
 	lat := time.Second
 	for range b.N {
 		s := newSetup(b, lat, n, 2*time.Hour)

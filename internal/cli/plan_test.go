@@ -75,7 +75,9 @@ func TestSeedShapeOverflowsTheHistoryLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	regions, _ := json.Marshal(defaultRegions)
-	ok := local.InvokerFunc(func(context.Context, string, string, json.RawMessage) (json.RawMessage, error) { return json.RawMessage(`{}`), nil })
+	ok := local.InvokerFunc(func(context.Context, string, string, json.RawMessage) (json.RawMessage, error) {
+		return json.RawMessage(`{}`), nil
+	})
 	// One account's 90 days: 4,320 windows of 30 minutes.
 	in := `{"windows": 4320, "regions": ` + string(regions) + `}`
 	res, err := m.Execute(context.Background(), json.RawMessage(in), local.Options{Invoker: ok, Clock: local.NewFakeClock(time.Now()), HistoryLimit: -1})

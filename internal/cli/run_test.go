@@ -196,15 +196,15 @@ func (d deadlineInvoker) Invoke(ctx context.Context, res, fn string, payload jso
 func TestStateMachineRetriesAndDeadlines(t *testing.T) {
 	d := newDeployed(t)
 	busyStart := tfStart.Add(30 * time.Minute)
-	busy := testkit.Retimed(t, acctMember, "sa-east-1", testkit.Spaced(busyStart, 300*time.Millisecond, 3000))
+	busy := testkit.Retimed(t, acctMember, "sa-east-1", testkit.Spaced(busyStart, 300*time.Millisecond, 6000))
 	testkit.Load(t, d.emu, busy)
 
 	cfg := testkit.AWSConfig(t, d.emu, acctCentral)
 	dir := t.TempDir()
 	store, _ := archive.NewLocalStore(dir)
-	// 60 pages at 40 requests/s take 1.5 s at least; each invocation gets 0.3 s.
-	h := &backfill.Handler{Store: store, Clients: backfill.NewClients(cfg, sts.NewFromConfig(cfg), backfill.DefaultRoleName, 40), Margin: 50 * time.Millisecond}
-	inv := &flakyInvoker{inner: deadlineInvoker{inner: handlerInvoker(h), budget: 300 * time.Millisecond}, seen: map[string]bool{}}
+	// 120 pages at 40 requests/s take 3 s at least; each invocation reads for 0.7 s.
+	h := &backfill.Handler{Store: store, Clients: backfill.NewClients(cfg, sts.NewFromConfig(cfg), backfill.DefaultRoleName, 40), Margin: 300 * time.Millisecond}
+	inv := &flakyInvoker{inner: deadlineInvoker{inner: handlerInvoker(h), budget: time.Second}, seen: map[string]bool{}}
 	m, err := localMachine()
 	if err != nil {
 		t.Fatal(err)

@@ -68,8 +68,8 @@ type Job struct {
 	Limiter *pace.Limiter
 	// Done lists the pieces of slices that an earlier, interrupted invocation of
 	// the same job wrote, in windows that have no manifest yet (Result.Done of that
-	// invocation). Each piece is one trail file (or none, if it had no events).
-	Done []Interval
+	// invocation). Each piece is one trail file (none if it had no events).
+	Done []Piece
 	// StopAt is a soft deadline: when it passes, the run stops issuing requests,
 	// finishes its writes and returns Complete=false. Zero means none.
 	StopAt time.Time
@@ -77,14 +77,25 @@ type Job struct {
 
 // Result reports one run of a partition.
 type Result struct {
-	Complete       bool       `json:"complete"`
-	Done           []Interval `json:"done,omitempty"` // when not complete: written pieces of unfinished windows
-	Events         int64      `json:"events"`
-	Files          int64      `json:"files"`
-	Windows        int        `json:"windows"`         // windows completed by this run
-	WindowsSkipped int        `json:"windows_skipped"` // windows already archived
-	WindowsTotal   int        `json:"windows_total"`
-	Pages          int64      `json:"pages"` // successful LookupEvents answers
+	Complete       bool    `json:"complete"`
+	Done           []Piece `json:"done,omitempty"` // when not complete: written pieces of unfinished windows
+	Events         int64   `json:"events"`
+	Files          int64   `json:"files"`
+	Windows        int     `json:"windows"`         // windows completed by this run
+	WindowsSkipped int     `json:"windows_skipped"` // windows already archived
+	WindowsTotal   int     `json:"windows_total"`
+	Pages          int64   `json:"pages"` // successful LookupEvents answers
+}
+
+// Piece is a part of a 5-minute slice that was read completely and written as
+// one trail file (Events 0: no file). Its file name derives from the slice and
+// the interval; the counts and checksum go into the window's manifest.
+type Piece struct {
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+	Events int       `json:"events,omitempty"`
+	Bytes  int       `json:"bytes,omitempty"`
+	SHA256 string    `json:"sha256,omitempty"`
 }
 
 // Progress holds counters shared by all partitions of a backfill, for progress
@@ -113,9 +124,8 @@ type slice struct {
 	from, to  time.Time // clip within the window
 	win       *window
 	uncovered time.Duration
-	covered   []Interval               // read completely by this run
-	restored  []Interval               // written by an earlier invocation
-	objects   []archive.ManifestObject // files of restored pieces
+	covered   []Interval // read completely by this run
+	pieces    []Piece    // written: by an earlier invocation, then by this run
 	events    map[string]event
 	flushed   bool // fully covered, handed to a writer
 	written   bool // every piece is in the archive
@@ -239,7 +249,10 @@ func (r *run) plan(ctx context.Context) error {
 		}
 		pending = append(pending, Interval{w.From, w.To})
 	}
-	done := append([]Interval(nil), j.Done...)
+	var done []Interval
+	for _, p := range j.Done {
+		done = append(done, Interval{p.From, p.To})
+	}
 	sort.Slice(done, func(a, b int) bool { return done[a].From.Before(done[b].From) })
 	done = coalesce(done)
 	for _, iv := range coalesce(pending) {
@@ -252,8 +265,8 @@ func (r *run) plan(ctx context.Context) error {
 	return nil
 }
 
-// restore accounts for pieces an earlier invocation wrote (Job.Done): their files
-// are read back for the manifest. It runs before any pager starts.
+// restore accounts for pieces an earlier invocation wrote (Job.Done), from the
+// cursor alone: resuming reads nothing back. It runs before any pager starts.
 func (r *run) restore(ctx context.Context) error {
 	var ready []*slice
 	for _, p := range r.job.Done {
@@ -262,21 +275,7 @@ func (r *run) restore(ctx context.Context) error {
 			return fmt.Errorf("the cursor's written piece %s..%s does not belong to this job's pending windows: start the partition again without the cursor",
 				p.From.Format(time.RFC3339), p.To.Format(time.RFC3339))
 		}
-		key := archive.TrailFileKey(r.cfg.OrgID, r.job.Account, r.job.Region, s.start, p.From, p.To)
-		body, err := r.cfg.Store.Get(ctx, key)
-		switch {
-		case errors.Is(err, archive.ErrNotFound):
-			// The piece had no events.
-		case err != nil:
-			return fmt.Errorf("read back %s: %w", key, err)
-		default:
-			recs, err := archive.DecodeTrailFile(body)
-			if err != nil {
-				return fmt.Errorf("read back %s: %w", key, err)
-			}
-			s.objects = append(s.objects, archive.ManifestObject{Key: key, Events: len(recs), Bytes: len(body), SHA256: archive.SHA256Hex(body)})
-		}
-		s.restored = append(s.restored, p)
+		s.pieces = append(s.pieces, p)
 		s.uncovered -= p.To.Sub(p.From)
 		if s.uncovered <= 0 && !s.flushed {
 			s.flushed = true
@@ -365,30 +364,21 @@ func (r *run) execute(ctx context.Context) (Result, error) {
 	}
 	// Stopped early: write what is completely read of unfinished slices, so the
 	// next invocation reads only the rest, and report every written piece.
-	var done []Interval
+	var done []Piece
 	for _, s := range r.slices {
 		if s.win.done {
 			continue
 		}
-		if !s.written && len(s.covered) > 0 {
+		if !s.written && !s.partial && len(s.covered) > 0 {
 			if err := r.write(ctx, s, false); err != nil {
 				return r.res, err
 			}
 		}
-		done = append(done, s.pieces()...)
+		done = append(done, s.pieces...)
 	}
 	sort.Slice(done, func(a, b int) bool { return done[a].From.Before(done[b].From) })
 	r.res.Done = done
 	return r.res, nil
-}
-
-// pieces lists the slice's written pieces: restored ones and this run's.
-func (s *slice) pieces() []Interval {
-	out := append([]Interval(nil), s.restored...)
-	if s.written || s.partial {
-		out = append(out, s.newPieces()...)
-	}
-	return out
 }
 
 // newPieces are this run's covered intervals, merged where adjacent.
@@ -637,25 +627,28 @@ func (r *run) write(ctx context.Context, s *slice, final bool) error {
 		}
 	}
 	r.mu.Unlock()
-	var objs []archive.ManifestObject
+	written := make([]Piece, 0, len(pieces))
 	for i, evs := range byPiece {
-		if len(evs) == 0 {
-			continue
+		p := Piece{From: pieces[i].From, To: pieces[i].To}
+		if len(evs) > 0 {
+			obj, err := r.writeFile(ctx, s, pieces[i], evs)
+			if err != nil {
+				return err
+			}
+			p.Events, p.Bytes, p.SHA256 = obj.Events, obj.Bytes, obj.SHA256
 		}
-		obj, err := r.writeFile(ctx, s, pieces[i], evs)
-		if err != nil {
-			return err
-		}
-		objs = append(objs, obj)
+		written = append(written, p)
 	}
+	r.mu.Lock()
+	s.pieces = append(s.pieces, written...)
+	s.events = nil
 	if !final {
-		r.mu.Lock()
 		s.partial = true
-		s.events = nil
 		r.mu.Unlock()
 		return nil
 	}
-	return r.written(ctx, s, objs)
+	r.mu.Unlock()
+	return r.written(ctx, s)
 }
 
 // writeFile writes one piece's events, ordered by time and event ID so that a
@@ -693,14 +686,17 @@ func (r *run) writeFile(ctx context.Context, s *slice, p Interval, evs []event) 
 
 // written records a fully archived slice and completes its window when it was
 // the last one.
-func (r *run) written(ctx context.Context, s *slice, objs []archive.ManifestObject) error {
+func (r *run) written(ctx context.Context, s *slice) error {
 	r.mu.Lock()
-	s.events = nil
 	s.written = true
 	w := s.win
-	for _, o := range append(s.objects, objs...) {
-		w.objects = append(w.objects, o)
-		w.events += o.Events
+	for _, p := range s.pieces {
+		if p.Events == 0 {
+			continue
+		}
+		key := archive.TrailFileKey(r.cfg.OrgID, r.job.Account, r.job.Region, s.start, p.From, p.To)
+		w.objects = append(w.objects, archive.ManifestObject{Key: key, Events: p.Events, Bytes: p.Bytes, SHA256: p.SHA256})
+		w.events += p.Events
 	}
 	w.slicesLeft--
 	last := w.slicesLeft == 0

@@ -184,6 +184,10 @@ func AWSConfig(t testing.TB, emu *emulator.Server, caller string) aws.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Tests count requests exactly: avoid the SDK's request-body race against a
+	// fast local server, which makes a retried (second) request. Set after
+	// loading, as AWS_CA_BUNDLE needs the SDK's own buildable client.
+	cfg.HTTPClient = emulator.NewHTTPClient(nil)
 	return cfg
 }
 
