@@ -17,6 +17,7 @@ import (
 	"github.com/trailfill/trailfill/internal/archive"
 	"github.com/trailfill/trailfill/internal/awsconf"
 	"github.com/trailfill/trailfill/internal/engine"
+	"github.com/trailfill/trailfill/statemachine/local"
 )
 
 // cmdWatch follows an execution of the deployed state machine until it ends.
@@ -251,7 +252,7 @@ func (w *watcher) watch(ctx context.Context, arn string) error {
 		if !running {
 			break
 		}
-		if err := sleepCtx(ctx, w.interval); err != nil {
+		if err := (local.SystemClock{}).Sleep(ctx, w.interval); err != nil {
 			return failedError{fmt.Sprintf("stopped watching; the execution continues: trailfill watch %s", arn)}
 		}
 		if desc, err = w.describe(ctx, arn); err != nil {
@@ -457,17 +458,6 @@ func (d *display) show(s snapshot, eta string, final bool) {
 		}
 	} else if final {
 		fmt.Fprintf(d.env.Stderr, "%s, %s\n", strings.ToLower(s.status), s.describe())
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 
