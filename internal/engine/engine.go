@@ -19,8 +19,10 @@
 //
 // A window's manifest is written after all its trail files, so its presence means
 // the window is archived; re-runs skip such windows. A run may stop early at a soft
-// deadline (a Lambda invocation's budget): it then reports which slices are written
-// so the next invocation continues without reading them again.
+// deadline (a Lambda invocation's budget): it then writes the completely read parts
+// of unfinished slices as trail files of their own and reports them as pieces (with
+// counts and checksums), so the next invocation reads only the rest and builds the
+// window's manifest without reading anything back.
 package engine
 
 import (
