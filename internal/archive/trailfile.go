@@ -13,21 +13,33 @@ import (
 // CloudTrail log file. Each record must be one JSON object (a decoded
 // CloudTrailEvent); records are written as given, compacted.
 func EncodeTrailFile(records []json.RawMessage) ([]byte, error) {
-	var raw bytes.Buffer
-	raw.WriteString(`{"Records":[`)
-	for i, r := range records {
-		if i > 0 {
-			raw.WriteByte(',')
-		}
-		if err := json.Compact(&raw, r); err != nil {
-			return nil, fmt.Errorf("record %d is not valid JSON: %w", i, err)
-		}
-	}
-	raw.WriteString("]}")
+	// Stream into the compressor: the uncompressed file never exists whole.
 	var out bytes.Buffer
 	zw := gzip.NewWriter(&out)
-	if _, err := zw.Write(raw.Bytes()); err != nil {
-		return nil, fmt.Errorf("compress trail file: %w", err)
+	var rec bytes.Buffer
+	write := func(b []byte) error {
+		if _, err := zw.Write(b); err != nil {
+			return fmt.Errorf("compress trail file: %w", err)
+		}
+		return nil
+	}
+	if err := write([]byte(`{"Records":[`)); err != nil {
+		return nil, err
+	}
+	for i, r := range records {
+		rec.Reset()
+		if i > 0 {
+			rec.WriteByte(',')
+		}
+		if err := json.Compact(&rec, r); err != nil {
+			return nil, fmt.Errorf("record %d is not valid JSON: %w", i, err)
+		}
+		if err := write(rec.Bytes()); err != nil {
+			return nil, err
+		}
+	}
+	if err := write([]byte("]}")); err != nil {
+		return nil, err
 	}
 	if err := zw.Close(); err != nil {
 		return nil, fmt.Errorf("compress trail file: %w", err)

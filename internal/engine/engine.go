@@ -33,6 +33,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -56,6 +57,7 @@ type Config struct {
 	Window    time.Duration // window length; DefaultWindow if zero
 	MaxPagers int           // concurrent pagers per partition; 16 if zero
 	Writers   int           // concurrent archive writes per partition; 4 if zero
+	SpoolDir  string        // where read records wait for their slice; os.TempDir() if empty
 	Logger    *slog.Logger
 	Progress  *Progress // optional shared counters
 }
@@ -110,13 +112,6 @@ type Progress struct {
 	Pages        atomic.Int64
 }
 
-type event struct {
-	t   int64 // Unix seconds (for ordering)
-	ns  int64 // sub-second part, if any
-	id  string
-	rec []byte
-}
-
 // slice is one 5-minute slice of a pending window. Its interval is covered by
 // pieces: parts read completely by this run (covered) and parts an interrupted
 // earlier invocation already wrote (restored). Each piece is written as one trail
@@ -128,10 +123,10 @@ type slice struct {
 	uncovered time.Duration
 	covered   []Interval // read completely by this run
 	pieces    []Piece    // written: by an earlier invocation, then by this run
-	events    map[string]event
-	flushed   bool // fully covered, handed to a writer
-	written   bool // every piece is in the archive
-	partial   bool // covered pieces written at a soft stop
+	spool     *spool     // records read and not yet written (nil: none yet)
+	flushed   bool       // fully covered, handed to a writer
+	written   bool       // every piece is in the archive
+	partial   bool       // covered pieces written at a soft stop
 }
 
 type window struct {
@@ -185,6 +180,9 @@ func Run(ctx context.Context, cfg Config, job Job) (Result, error) {
 	}
 	if cfg.Writers <= 0 {
 		cfg.Writers = 4
+	}
+	if cfg.SpoolDir == "" {
+		cfg.SpoolDir = os.TempDir()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -244,7 +242,7 @@ func (r *run) plan(ctx context.Context) error {
 		win := &window{Window: w, old: m}
 		r.windows = append(r.windows, win)
 		for ss := w.From.Truncate(archive.SliceLength); ss.Before(w.To); ss = ss.Add(archive.SliceLength) {
-			s := &slice{start: ss, from: maxTime(ss, w.From), to: minTime(ss.Add(archive.SliceLength), w.To), win: win, events: make(map[string]event)}
+			s := &slice{start: ss, from: maxTime(ss, w.From), to: minTime(ss.Add(archive.SliceLength), w.To), win: win}
 			s.uncovered = s.to.Sub(s.from)
 			r.slices[ss.Unix()] = s
 			win.slicesLeft++
@@ -295,6 +293,13 @@ func (r *run) restore(ctx context.Context) error {
 func (r *run) execute(ctx context.Context) (Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer func() {
+		for _, s := range r.slices {
+			if s.spool != nil {
+				s.spool.close()
+			}
+		}
+	}()
 	r.cancel = cancel
 	if err := r.restore(ctx); err != nil {
 		return Result{}, err
@@ -511,7 +516,7 @@ func (r *run) absorb(ctx context.Context, rg *rng, events []types.Event, last bo
 		}
 		id := aws.ToString(e.EventId)
 		if s.flushed {
-			if _, seen := s.events[id]; !seen && !t.Before(rg.floor) {
+			if !t.Before(rg.floor) {
 				// Only a re-read of known events can land here; anything else means
 				// the answer was not newest-first and the written slice is short.
 				r.mu.Unlock()
@@ -519,8 +524,14 @@ func (r *run) absorb(ctx context.Context, rg *rng, events []types.Event, last bo
 			}
 			continue
 		}
-		if _, dup := s.events[id]; !dup {
-			s.events[id] = event{t: t.Unix(), ns: int64(t.Nanosecond()), id: id, rec: []byte(*e.CloudTrailEvent)}
+		if s.spool == nil {
+			s.spool = newSpool(r.cfg.SpoolDir)
+		}
+		if !s.spool.has(id) {
+			if err := s.spool.add(t, id, *e.CloudTrailEvent); err != nil {
+				r.mu.Unlock()
+				return err
+			}
 			rg.received++
 		}
 		if t.Before(oldest) {
@@ -616,34 +627,35 @@ func (r *run) split() {
 // get none). final: the slice is fully covered and its window may complete;
 // otherwise (a soft stop) only the completely read pieces are written.
 func (r *run) write(ctx context.Context, s *slice, final bool) error {
+	// The slice is fully covered (or the pagers have stopped): nothing appends to
+	// its spool any more.
 	r.mu.Lock()
-	pieces := s.newPieces()
-	byPiece := make([][]event, len(pieces))
-	for _, e := range s.events {
-		t := time.Unix(e.t, e.ns).UTC()
-		for i, p := range pieces {
-			if !t.Before(p.From) && t.Before(p.To) {
-				byPiece[i] = append(byPiece[i], e)
-				break
-			}
-		}
-	}
+	pieces, sp := s.newPieces(), s.spool
 	r.mu.Unlock()
 	written := make([]Piece, 0, len(pieces))
-	for i, evs := range byPiece {
-		p := Piece{From: pieces[i].From, To: pieces[i].To}
-		if len(evs) > 0 {
-			obj, err := r.writeFile(ctx, s, pieces[i], evs)
+	for _, iv := range pieces {
+		p := Piece{From: iv.From, To: iv.To}
+		if sp != nil {
+			recs, err := sp.records(iv.From, iv.To)
 			if err != nil {
 				return err
 			}
-			p.Events, p.Bytes, p.SHA256 = obj.Events, obj.Bytes, obj.SHA256
+			if len(recs) > 0 {
+				obj, err := r.writeFile(ctx, s, iv, recs)
+				if err != nil {
+					return err
+				}
+				p.Events, p.Bytes, p.SHA256 = obj.Events, obj.Bytes, obj.SHA256
+			}
 		}
 		written = append(written, p)
 	}
 	r.mu.Lock()
 	s.pieces = append(s.pieces, written...)
-	s.events = nil
+	if sp != nil {
+		sp.close()
+		s.spool = nil
+	}
 	if !final {
 		s.partial = true
 		r.mu.Unlock()
@@ -653,23 +665,13 @@ func (r *run) write(ctx context.Context, s *slice, final bool) error {
 	return r.written(ctx, s)
 }
 
-// writeFile writes one piece's events, ordered by time and event ID so that a
-// re-run produces the same bytes.
-func (r *run) writeFile(ctx context.Context, s *slice, p Interval, evs []event) (archive.ManifestObject, error) {
-	sort.Slice(evs, func(a, b int) bool {
-		if evs[a].t != evs[b].t {
-			return evs[a].t < evs[b].t
-		}
-		if evs[a].ns != evs[b].ns {
-			return evs[a].ns < evs[b].ns
-		}
-		return evs[a].id < evs[b].id
-	})
-	recs := make([]json.RawMessage, len(evs))
-	for i, e := range evs {
-		recs[i] = e.rec
+// writeFile writes one piece's records (already in time order) as a trail file.
+func (r *run) writeFile(ctx context.Context, s *slice, p Interval, recs [][]byte) (archive.ManifestObject, error) {
+	raw := make([]json.RawMessage, len(recs))
+	for i, rec := range recs {
+		raw[i] = rec
 	}
-	body, err := archive.EncodeTrailFile(recs)
+	body, err := archive.EncodeTrailFile(raw)
 	if err != nil {
 		return archive.ManifestObject{}, fmt.Errorf("encode %s/%s slice %s: %w", r.job.Account, r.job.Region, s.start.Format(time.RFC3339), err)
 	}
@@ -678,12 +680,12 @@ func (r *run) writeFile(ctx context.Context, s *slice, p Interval, evs []event) 
 		return archive.ManifestObject{}, fmt.Errorf("archive %s/%s slice %s (re-run to resume): %w", r.job.Account, r.job.Region, s.start.Format(time.RFC3339), err)
 	}
 	r.cfg.Progress.Files.Add(1)
-	r.cfg.Progress.Events.Add(int64(len(evs)))
+	r.cfg.Progress.Events.Add(int64(len(recs)))
 	r.mu.Lock()
 	r.res.Files++
-	r.res.Events += int64(len(evs))
+	r.res.Events += int64(len(recs))
 	r.mu.Unlock()
-	return archive.ManifestObject{Key: key, Events: len(evs), Bytes: len(body), SHA256: archive.SHA256Hex(body)}, nil
+	return archive.ManifestObject{Key: key, Events: len(recs), Bytes: len(body), SHA256: archive.SHA256Hex(body)}, nil
 }
 
 // written records a fully archived slice and completes its window when it was
