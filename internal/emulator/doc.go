@@ -24,8 +24,11 @@
 //     to decode aws-chunked bodies, verify x-amz-checksum-* values and inject
 //     PutObject failures.
 //
-// Further services (for example states or cloudformation) can be added with
-// [Server.Handle]; their handlers find the caller with [IdentityFromContext].
+// Step Functions ([NewStepFunctions]: StartExecution, DescribeExecution,
+// GetExecutionHistory, ListMapRuns, DescribeMapRun, backed by statemachine/local)
+// and CloudFormation ([NewCloudFormation]: DescribeStacks) attach to a Server
+// through [Server.Handle], as further services can; their handlers find the
+// caller with [IdentityFromContext].
 //
 // # Client configuration
 //
