@@ -238,3 +238,29 @@ func TestStateMachineRetriesAndDeadlines(t *testing.T) {
 	testkit.CheckArchive(t, store, testkit.Expect{Events: want, Start: tfStart, End: tfEnd, Pieces: true})
 	testkit.CheckManifests(t, store, [][2]string{{acctCentral, "us-east-1"}, {acctMember, "sa-east-1"}}, tfStart, tfEnd, engine.DefaultWindow)
 }
+
+// `run --out s3://bucket/prefix` with nothing but the standard SDK environment
+// (AWS_ENDPOINT_URL pointing at an S3-compatible endpoint): exact archive under
+// the prefix, and a re-run that adds nothing.
+func TestRunToS3PrefixThroughStandardConfiguration(t *testing.T) {
+	d := newDeployed(t)
+	args := append([]string{"run", "--out", "s3://" + tfBucket + "/recovered/2025", "--accounts", acctCentral, "--regions", "eu-west-1,us-east-1"}, rangeArgs()...)
+	if code, _, stderr := d.run(t, args...); code != ExitOK {
+		t.Fatalf("run: exit %d: %s", code, stderr)
+	}
+	store := &archive.S3Store{Client: d.store.Client, Bucket: tfBucket, Prefix: "recovered/2025"}
+	testkit.CheckArchive(t, store, testkit.Expect{Events: d.expected("111111111111/eu-west-1", "111111111111/us-east-1"), Start: tfStart, End: tfEnd})
+	testkit.CheckManifests(t, store, [][2]string{{acctCentral, "eu-west-1"}, {acctCentral, "us-east-1"}}, tfStart, tfEnd, engine.DefaultWindow)
+	before := d.emu.S3Keys(tfBucket, "")
+	if code, _, stderr := d.run(t, args...); code != ExitOK || !strings.Contains(stderr, "0 windows done, 12 already archived") {
+		t.Fatalf("re-run: exit %d: %s", code, stderr)
+	}
+	if after := d.emu.S3Keys(tfBucket, ""); strings.Join(after, ",") != strings.Join(before, ",") {
+		t.Fatal("the re-run changed the bucket's keys")
+	}
+	for _, k := range before {
+		if !strings.HasPrefix(k, "recovered/2025/AWSLogs/111111111111/CloudTrail/") && !strings.HasPrefix(k, "recovered/2025/trailfill/manifests/111111111111/") {
+			t.Fatalf("object %s is outside the prefix's layout", k)
+		}
+	}
+}
