@@ -175,6 +175,11 @@ func Run(ctx context.Context, cfg Config, job Job) (Result, error) {
 	if err := CheckWindow(cfg.Window); err != nil {
 		return Result{}, err
 	}
+	if job.Start.Nanosecond() != 0 || job.End.Nanosecond() != 0 {
+		// LookupEvents bounds are inclusive whole seconds: a fractional end would
+		// silently skip its last second.
+		return Result{}, fmt.Errorf("range %s..%s of %s/%s: start and end must be whole seconds", job.Start.Format(time.RFC3339Nano), job.End.Format(time.RFC3339Nano), job.Account, job.Region)
+	}
 	if cfg.MaxPagers <= 0 {
 		cfg.MaxPagers = 16
 	}
@@ -293,6 +298,14 @@ func (r *run) restore(ctx context.Context) error {
 func (r *run) execute(ctx context.Context) (Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// However the run ends (failure, cancellation by the caller), idle pagers
+	// waiting for work must wake up and leave.
+	defer context.AfterFunc(ctx, func() {
+		r.mu.Lock()
+		r.stop = true
+		r.cond.Broadcast()
+		r.mu.Unlock()
+	})()
 	defer func() {
 		for _, s := range r.slices {
 			if s.spool != nil {
@@ -465,10 +478,11 @@ func (r *run) drain(ctx context.Context, rg *rng) error {
 			var ae smithy.APIError
 			if errors.As(err, &ae) && ae.ErrorCode() == "InvalidNextTokenException" && token != nil {
 				// Ask again for what is still unread; duplicates are dropped by event ID.
-				r.log.Warn("LookupEvents refused its NextToken; re-reading the unread part", "from", rg.lo, "to", rg.floor)
 				r.mu.Lock()
 				rg.qFrom, rg.qTo = rg.lo, rg.floor
+				from, to := rg.qFrom, rg.qTo
 				r.mu.Unlock()
+				r.log.Warn("LookupEvents refused its NextToken; re-reading the unread part", "from", from, "to", to)
 				token = nil
 				continue
 			}

@@ -2,11 +2,13 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/trailfill/trailfill/internal/archive"
@@ -347,5 +349,41 @@ func TestWindowsAlignToTheClock(t *testing.T) {
 		if engine.CheckWindow(bad) == nil {
 			t.Fatalf("window %s accepted", bad)
 		}
+	}
+}
+
+// blockingClient answers nothing until the request's context ends.
+type blockingClient struct{ started chan struct{} }
+
+func (b blockingClient) LookupEvents(ctx context.Context, _ *cloudtrail.LookupEventsInput, _ ...func(*cloudtrail.Options)) (*cloudtrail.LookupEventsOutput, error) {
+	select {
+	case b.started <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func TestCancelledRunReturns(t *testing.T) {
+	store, _ := archive.NewLocalStore(t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	client := blockingClient{started: make(chan struct{}, 1)}
+	done := make(chan error, 1)
+	go func() {
+		_, err := engine.Run(ctx, engine.Config{Store: store}, engine.Job{Account: caller, Region: "us-east-1", Start: day, End: day.Add(time.Hour), Client: client})
+		done <- err
+	}()
+	<-client.started
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled run returned %v, want context.Canceled", err)
+	}
+}
+
+func TestFractionalRangeIsRefused(t *testing.T) {
+	store, _ := archive.NewLocalStore(t.TempDir())
+	_, err := engine.Run(context.Background(), engine.Config{Store: store}, engine.Job{Account: caller, Region: "us-east-1", Start: day, End: day.Add(time.Hour + time.Millisecond), Client: blockingClient{}})
+	if err == nil || !strings.Contains(err.Error(), "whole seconds") {
+		t.Fatalf("fractional end: %v", err)
 	}
 }
