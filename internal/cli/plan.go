@@ -129,7 +129,8 @@ func makePlan(ctx context.Context, spec rangeSpec, perHour float64, memoryMB int
 	if err != nil {
 		return nil, err
 	}
-	var lambdaSeconds float64
+	// The stub is pure: each invocation consumes up to an invocation's worth of
+	// requests at the quota and reports whether the partition is done.
 	stub := local.InvokerFunc(func(_ context.Context, _, _ string, payload json.RawMessage) (json.RawMessage, error) {
 		var st backfill.State
 		if err := json.Unmarshal(payload, &st); err != nil {
@@ -139,14 +140,13 @@ func makePlan(ctx context.Context, spec rangeSpec, perHour float64, memoryMB int
 		st.Cursor.Invocations++
 		st.Cursor.Pages += n
 		st.Done = st.Cursor.Pages >= need
-		lambdaSeconds += float64(n) / spec.Rate // the invoker is serialised per child; summed for cost only
 		return json.Marshal(st)
 	})
 	input, err := json.Marshal(executionInput(spec, parts, "", 40))
 	if err != nil {
 		return nil, fmt.Errorf("encode plan input: %w", err)
 	}
-	res, err := machine.Execute(ctx, input, local.Options{Invoker: serialInvoker(stub), Clock: local.NewFakeClock(spec.Start), MaxConcurrency: 40, HistoryLimit: -1})
+	res, err := machine.Execute(ctx, input, local.Options{Invoker: stub, Clock: local.NewFakeClock(spec.Start), MaxConcurrency: 40, HistoryLimit: -1})
 	if err != nil {
 		return nil, fmt.Errorf("execute the state machine for the plan: %w", err)
 	}
@@ -168,19 +168,12 @@ func makePlan(ctx context.Context, spec rangeSpec, perHour float64, memoryMB int
 		Assumptions:            base,
 	}
 	p.Cost.StepFunctions = float64(p.StateTransitions) * sfnPerTransition
-	p.Cost.Lambda = float64(p.LambdaInvocations)*lambdaPerRequest + (lambdaSeconds+float64(p.LambdaInvocations))*float64(memoryMB)/1024*lambdaPerGBSecond
+	// Billed duration: the time spent at the quota, plus about a second of start-up
+	// and manifest listing per invocation.
+	lambdaSeconds := float64(p.MinimumRequests)/spec.Rate + float64(p.LambdaInvocations)
+	p.Cost.Lambda = float64(p.LambdaInvocations)*lambdaPerRequest + lambdaSeconds*float64(memoryMB)/1024*lambdaPerGBSecond
 	p.Cost.Total = p.Cost.StepFunctions + p.Cost.Lambda
 	return p, nil
-}
-
-// serialInvoker lets the stub keep simple counters: plan's stub does no I/O.
-func serialInvoker(inv local.Invoker) local.Invoker {
-	var mu = make(chan struct{}, 1)
-	return local.InvokerFunc(func(ctx context.Context, res, fn string, payload json.RawMessage) (json.RawMessage, error) {
-		mu <- struct{}{}
-		defer func() { <-mu }()
-		return inv.Invoke(ctx, res, fn, payload)
-	})
 }
 
 func printPlan(env *Env, p *Plan) {

@@ -127,10 +127,12 @@ func handlerInvoker(h *backfill.Handler) local.Invoker {
 }
 
 func lambdaError(err error) *local.TaskError {
+	// aws-lambda-go reports the Go type name: the handler's errors are
+	// *backfill.PartitionError; an fmt.Errorf("...%w") is a *fmt.wrapError.
 	name := "PartitionError"
 	var pe *backfill.PartitionError
 	if !errors.As(err, &pe) {
-		name = "errorString"
+		name = "wrapError"
 	}
 	cause, _ := json.Marshal(map[string]string{"errorMessage": err.Error(), "errorType": name})
 	return &local.TaskError{Name: name, Cause: string(cause)}

@@ -531,8 +531,9 @@ func (r *run) absorb(ctx context.Context, rg *rng, events []types.Event, last bo
 		id := aws.ToString(e.EventId)
 		if s.flushed {
 			if !t.Before(rg.floor) {
-				// Only a re-read of known events can land here; anything else means
-				// the answer was not newest-first and the written slice is short.
+				// This range has already received everything at or after its floor
+				// and re-reads only below it, so an event here means the answer was
+				// not newest-first and the written slice is short.
 				r.mu.Unlock()
 				return fmt.Errorf("LookupEvents in %s/%s returned event %s at %s after its slice was complete; the answer was not in time order, re-run this range", r.job.Account, r.job.Region, id, t.Format(time.RFC3339))
 			}
