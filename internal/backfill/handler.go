@@ -30,8 +30,9 @@ type State struct {
 }
 
 // Cursor carries progress between invocations of one partition. Windows with a
-// manifest are found again from the archive; Written lists slices written by an
-// invocation that stopped inside windows it could not finish.
+// manifest are found again from the archive; Written lists the pieces of slices
+// (with their counts and checksums) that an invocation wrote before it stopped
+// inside windows it could not finish.
 type Cursor struct {
 	Written        []engine.Piece `json:"written,omitempty"`
 	Invocations    int            `json:"invocations"`
