@@ -23,26 +23,9 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
-	"github.com/trailfill/trailfill/internal/backfill"
-	"github.com/trailfill/trailfill/statemachine"
-)
 
-// Output keys of the backfill stack. `trailfill start --stack NAME` reads them
-// with cloudformation:DescribeStacks: keep them stable. ArchivePrefix is absent
-// when the prefix is empty (CloudFormation rejects empty output values);
-// BucketPolicyStatement and KmsKeyPolicyStatement exist only for an existing
-// bucket, ReadRoleStackSet only in the StackSet modes.
-const (
-	OutputStateMachineArn         = "StateMachineArn"
-	OutputArchiveBucket           = "ArchiveBucket"
-	OutputArchivePrefix           = "ArchivePrefix"
-	OutputArchiveDestination      = "ArchiveDestination"
-	OutputReadRoleName            = "ReadRoleName"
-	OutputBackfillFunctionRoleArn = "BackfillFunctionRoleArn"
-	OutputConsoleURL              = "ConsoleUrl"
-	OutputBucketPolicyStatement   = "BucketPolicyStatement"
-	OutputKMSKeyPolicyStatement   = "KmsKeyPolicyStatement"
-	OutputReadRoleStackSet        = "ReadRoleStackSet"
+	"github.com/trailfill/trailfill/internal/contract"
+	"github.com/trailfill/trailfill/statemachine"
 )
 
 // Folders of the archive the backfill function may write, list and delete in,
@@ -184,20 +167,20 @@ func NewBackfillStack(scope constructs.Construct, props BackfillStackProps) (*Ba
 	setRetention(fnLogs, cfg.LogRetentionDays)
 	fnLogs.GrantWrite(role)
 	env := map[string]*string{
-		backfill.EnvBucket:   bucketName,
-		backfill.EnvRoleName: jsii.String(cfg.ReadRoleName),
+		contract.EnvBucket:   bucketName,
+		contract.EnvRoleName: jsii.String(cfg.ReadRoleName),
 	}
 	if cfg.Prefix != "" {
-		env[backfill.EnvPrefix] = jsii.String(cfg.Prefix)
+		env[contract.EnvPrefix] = jsii.String(cfg.Prefix)
 	}
 	if cfg.OrgTrail {
-		env[backfill.EnvOrgID] = jsii.String(cfg.OrgID)
+		env[contract.EnvOrgID] = jsii.String(cfg.OrgID)
 	}
 	if cfg.Rate > 0 {
-		env[backfill.EnvRate] = jsii.String(strconv.FormatFloat(cfg.Rate, 'f', -1, 64))
+		env[contract.EnvRate] = jsii.String(strconv.FormatFloat(cfg.Rate, 'f', -1, 64))
 	}
 	if cfg.StopMargin > 0 {
-		env[backfill.EnvStopMargin] = jsii.String(strconv.Itoa(cfg.StopMargin))
+		env[contract.EnvStopMargin] = jsii.String(strconv.Itoa(cfg.StopMargin))
 	}
 	fnProps := &awslambda.FunctionProps{
 		Description:   jsii.String("trailfill: archives one (account, region) partition from CloudTrail LookupEvents and returns its cursor"),
@@ -233,7 +216,7 @@ func NewBackfillStack(scope constructs.Construct, props BackfillStackProps) (*Ba
 		StateMachineName:        jsii.String(smName),
 		StateMachineType:        awsstepfunctions.StateMachineType_STANDARD,
 		DefinitionBody:          awsstepfunctions.DefinitionBody_FromString(jsii.String(statemachine.Definition)),
-		DefinitionSubstitutions: &map[string]*string{statemachine.FunctionPlaceholder: s.Function.FunctionArn()},
+		DefinitionSubstitutions: definitionSubstitutions(s.Function.FunctionArn()),
 		Logs: &awsstepfunctions.LogOptions{
 			Destination:          smLogs,
 			Level:                awsstepfunctions.LogLevel_ERROR,
@@ -305,35 +288,50 @@ func NewBackfillStack(scope constructs.Construct, props BackfillStackProps) (*Ba
 	out := func(key, desc string, v *string) {
 		awscdk.NewCfnOutput(stack, jsii.String(key), &awscdk.CfnOutputProps{Description: jsii.String(desc), Value: v})
 	}
-	out(OutputStateMachineArn, "Backfill state machine (trailfill start)", sm.StateMachineArn())
-	out(OutputArchiveBucket, "Archive bucket", bucketName)
+	out(contract.OutputStateMachineArn, "Backfill state machine (trailfill start)", sm.StateMachineArn())
+	out(contract.OutputArchiveBucket, "Archive bucket", bucketName)
 	if cfg.Prefix != "" {
 		// CloudFormation rejects an empty output value: no prefix, no output.
-		out(OutputArchivePrefix, "Key prefix in the archive bucket (before AWSLogs/); absent: none", jsii.String(cfg.Prefix))
+		out(contract.OutputArchivePrefix, "Key prefix in the archive bucket (before AWSLogs/); absent: none", jsii.String(cfg.Prefix))
 	}
 	dest := []*string{jsii.String("s3://"), bucketName}
 	if cfg.Prefix != "" {
 		dest = append(dest, jsii.String("/"+cfg.Prefix))
 	}
-	out(OutputArchiveDestination, "The archive as trailfill's --out (trailfill verify --out ...)", awscdk.Fn_Join(jsii.String(""), &dest))
-	out(OutputReadRoleName, "Read role name assumed in other accounts (trailfill --role-name)", jsii.String(cfg.ReadRoleName))
-	out(OutputBackfillFunctionRoleArn, "Role of the backfill function: the principal the read roles and the bucket policy trust", role.RoleArn())
-	out(OutputConsoleURL, "Step Functions console for the backfill state machine", awscdk.Fn_Join(jsii.String(""), &[]*string{
+	out(contract.OutputArchiveDestination, "The archive as trailfill's --out (trailfill verify --out ...)", awscdk.Fn_Join(jsii.String(""), &dest))
+	out(contract.OutputReadRoleName, "Read role name assumed in other accounts (trailfill --role-name)", jsii.String(cfg.ReadRoleName))
+	out(contract.OutputBackfillFunctionRoleArn, "Role of the backfill function: the principal the read roles and the bucket policy trust", role.RoleArn())
+	out(contract.OutputConsoleURL, "Step Functions console for the backfill state machine", awscdk.Fn_Join(jsii.String(""), &[]*string{
 		jsii.String("https://"), awscdk.Aws_REGION(), jsii.String(".console.aws.amazon.com/states/home?region="), awscdk.Aws_REGION(),
 		jsii.String("#/statemachines/view/"), sm.StateMachineArn(),
 	}))
 	if cfg.BucketName != "" {
-		out(OutputBucketPolicyStatement, "Add these statements to the bucket policy of "+cfg.BucketName+" (required when the bucket is in another account)",
+		out(contract.OutputBucketPolicyStatement, "Add these statements to the bucket policy of "+cfg.BucketName+" (required when the bucket is in another account)",
 			stack.ToJsonString(bucketPolicyStatements(role.RoleArn(), bucketArn, objectArns, listPrefixes), nil))
 		if cfg.KMSKeyArn != "" {
-			out(OutputKMSKeyPolicyStatement, "Add this statement to the key policy of "+cfg.KMSKeyArn+" (required when the key is in another account or its policy does not delegate to IAM)",
+			out(contract.OutputKMSKeyPolicyStatement, "Add this statement to the key policy of "+cfg.KMSKeyArn+" (required when the key is in another account or its policy does not delegate to IAM)",
 				stack.ToJsonString(keyPolicyStatement(role.RoleArn()), nil))
 		}
 	}
 	if s.StackSet != nil {
-		out(OutputReadRoleStackSet, "StackSet deploying the read roles", jsii.String(cfg.ReadRoleStackName()))
+		out(contract.OutputReadRoleStackSet, "StackSet deploying the read roles", jsii.String(cfg.ReadRoleStackName()))
 	}
 	return s, nil
+}
+
+// definitionSubstitutions fills the definition's placeholders
+// (statemachine.Substitutions) with the function's ARN as a token.
+func definitionSubstitutions(functionArn *string) *map[string]*string {
+	const marker = "\x00function\x00"
+	subs := map[string]*string{}
+	for k, v := range statemachine.Substitutions(marker) {
+		if v == marker {
+			subs[k] = functionArn
+			continue
+		}
+		subs[k] = jsii.String(v)
+	}
+	return &subs
 }
 
 // archiveBucket returns the name and ARN of the archive bucket: created, the

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/trailfill/trailfill/internal/backfill"
+	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/pace"
 	"github.com/trailfill/trailfill/internal/validate"
 )
@@ -160,7 +160,7 @@ func ConfigFromContext(get func(key string) any) (Config, error) {
 	s := func(k string) (string, error) { return contextString(k, get(k)) }
 	c := Config{
 		StackName:        DefaultStackName,
-		ReadRoleName:     backfill.DefaultRoleName,
+		ReadRoleName:     contract.DefaultRoleName,
 		ReadRoles:        ReadRolesNone,
 		TargetRegion:     DefaultTargetRegion,
 		StackSetCallAs:   "SELF",

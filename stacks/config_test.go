@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/trailfill/trailfill/internal/archive"
-	"github.com/trailfill/trailfill/internal/backfill"
+	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/statemachine"
 )
 
@@ -23,7 +23,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		StackName: "trailfill", ReadRoleName: backfill.DefaultRoleName, ReadRoles: ReadRolesNone,
+		StackName: "trailfill", ReadRoleName: contract.DefaultRoleName, ReadRoles: ReadRolesNone,
 		TargetRegion: "us-east-1", StackSetCallAs: "SELF", ObjectLockMode: "GOVERNANCE",
 		MemoryMB: 1024, LogRetentionDays: 365,
 	}

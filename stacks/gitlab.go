@@ -16,20 +16,9 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
-	"github.com/trailfill/trailfill/internal/gitlab"
-)
 
-// Output keys of the GitLab stack. GitLabBucketPolicyStatement and
-// GitLabKmsKeyPolicyStatement exist only for an existing bucket (bucketName),
-// the latter only with kmsKeyArn.
-const (
-	OutputGitLabReceiverURL           = "GitLabReceiverUrl"
-	OutputGitLabReceiverRoleArn       = "GitLabReceiverRoleArn"
-	OutputGitLabReceiverFunctionName  = "GitLabReceiverFunctionName"
-	OutputGitLabTokensParameter       = "GitLabTokensParameter"
-	OutputGitLabArchiveLocation       = "GitLabArchiveLocation"
-	OutputGitLabBucketPolicyStatement = "GitLabBucketPolicyStatement"
-	OutputGitLabKMSKeyPolicyStatement = "GitLabKmsKeyPolicyStatement"
+	"github.com/trailfill/trailfill/internal/contract"
+	"github.com/trailfill/trailfill/internal/gitlab"
 )
 
 // DefaultGitLabAssetDir is where `make build-lambda` puts the GitLab receiver's
@@ -278,13 +267,13 @@ func NewGitLabStack(scope constructs.Construct, props GitLabStackProps) (*GitLab
 	logs.GrantWrite(role)
 
 	env := map[string]*string{
-		gitlab.EnvBucket:      bucketName,
-		gitlab.EnvSource:      jsii.String(gl.Source),
-		gitlab.EnvTokensParam: jsii.String(gl.TokensParam),
-		gitlab.EnvMaxBody:     jsii.String(strconv.FormatInt(gl.MaxBody, 10)),
+		contract.EnvGitLabBucket:      bucketName,
+		contract.EnvGitLabSource:      jsii.String(gl.Source),
+		contract.EnvGitLabTokensParam: jsii.String(gl.TokensParam),
+		contract.EnvGitLabMaxBody:     jsii.String(strconv.FormatInt(gl.MaxBody, 10)),
 	}
 	if cfg.Prefix != "" {
-		env[gitlab.EnvPrefix] = jsii.String(cfg.Prefix)
+		env[contract.EnvGitLabPrefix] = jsii.String(cfg.Prefix)
 	}
 	fnProps := &awslambda.FunctionProps{
 		Description:   jsii.String("trailfill: GitLab audit event streaming destination; stores each event once under " + eventsFolder),
@@ -313,14 +302,14 @@ func NewGitLabStack(scope constructs.Construct, props GitLabStackProps) (*GitLab
 	out := func(key, desc string, v *string) {
 		awscdk.NewCfnOutput(stack, jsii.String(key), &awscdk.CfnOutputProps{Description: jsii.String(desc), Value: v})
 	}
-	out(OutputGitLabReceiverURL, "Destination URL of the GitLab streaming destination (HTTP endpoint)", s.URL.Url())
-	out(OutputGitLabReceiverRoleArn, "Role of the GitLab receiver function", role.RoleArn())
-	out(OutputGitLabReceiverFunctionName, "The GitLab receiver function (restart it after changing the tokens: docs/gitlab.md)", s.Function.FunctionName())
-	out(OutputGitLabTokensParameter, "SSM SecureString parameter the receiver reads its verification tokens from (one per line; you create it)", jsii.String(gl.TokensParam))
-	out(OutputGitLabArchiveLocation, "Where the receiver stores events (GitLab/<source>/YYYY/MM/DD/<id>.json)",
+	out(contract.OutputGitLabReceiverURL, "Destination URL of the GitLab streaming destination (HTTP endpoint)", s.URL.Url())
+	out(contract.OutputGitLabReceiverRoleArn, "Role of the GitLab receiver function", role.RoleArn())
+	out(contract.OutputGitLabReceiverFunctionName, "The GitLab receiver function (restart it after changing the tokens: docs/gitlab.md)", s.Function.FunctionName())
+	out(contract.OutputGitLabTokensParameter, "SSM SecureString parameter the receiver reads its verification tokens from (one per line; you create it)", jsii.String(gl.TokensParam))
+	out(contract.OutputGitLabArchiveLocation, "Where the receiver stores events (GitLab/<source>/YYYY/MM/DD/<id>.json)",
 		awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String("s3://"), bucketName, jsii.String("/" + eventsFolder)}))
 	if cfg.BucketName != "" {
-		out(OutputGitLabBucketPolicyStatement, "Add this statement to the bucket policy of "+cfg.BucketName+" (required when the bucket is in another account)",
+		out(contract.OutputGitLabBucketPolicyStatement, "Add this statement to the bucket policy of "+cfg.BucketName+" (required when the bucket is in another account)",
 			stack.ToJsonString(map[string]any{
 				"Sid":       "TrailfillGitLabReceiver",
 				"Effect":    "Allow",
@@ -330,7 +319,7 @@ func NewGitLabStack(scope constructs.Construct, props GitLabStackProps) (*GitLab
 				"Condition": map[string]any{"Null": map[string]any{"s3:if-none-match": "false"}},
 			}, nil))
 		if cfg.KMSKeyArn != "" {
-			out(OutputGitLabKMSKeyPolicyStatement, "Add this statement to the key policy of "+cfg.KMSKeyArn+" (required when the key is in another account or its policy does not delegate to IAM)",
+			out(contract.OutputGitLabKMSKeyPolicyStatement, "Add this statement to the key policy of "+cfg.KMSKeyArn+" (required when the key is in another account or its policy does not delegate to IAM)",
 				stack.ToJsonString(map[string]any{
 					"Sid":       "TrailfillGitLabReceiverArchiveKey",
 					"Effect":    "Allow",

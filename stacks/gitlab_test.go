@@ -14,7 +14,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
-	"github.com/trailfill/trailfill/internal/gitlab"
+
+	"github.com/trailfill/trailfill/internal/contract"
 )
 
 const sampleGitLabRoleArn = "arn:aws:iam::111122223333:role/trailfill-gitlab-ReceiverRole"
@@ -269,8 +270,8 @@ func TestGitLabStackNewBucket(t *testing.T) {
 		asJSON(fn["LoggingConfig"]) != `{"LogFormat":"JSON","LogGroup":{"Ref":"`+logID+`"}}` {
 		t.Errorf("function: %s", asJSON(fn))
 	}
-	wantEnv := `{"` + gitlab.EnvBucket + `":` + bucketRef + `,"` + gitlab.EnvMaxBody + `":"1048576","` + gitlab.EnvPrefix + `":"audit","` +
-		gitlab.EnvSource + `":"gitlab","` + gitlab.EnvTokensParam + `":"/trailfill/gitlab/tokens"}`
+	wantEnv := `{"` + contract.EnvGitLabBucket + `":` + bucketRef + `,"` + contract.EnvGitLabMaxBody + `":"1048576","` + contract.EnvGitLabPrefix + `":"audit","` +
+		contract.EnvGitLabSource + `":"gitlab","` + contract.EnvGitLabTokensParam + `":"/trailfill/gitlab/tokens"}`
 	if got := asJSON(fn["Environment"].(map[string]any)["Variables"]); got != wantEnv {
 		t.Errorf("environment\n got %s\nwant %s", got, wantEnv)
 	}
@@ -326,11 +327,11 @@ func TestGitLabStackNewBucket(t *testing.T) {
 	// Outputs.
 	outs := tp["Outputs"].(map[string]any)
 	wantOuts := map[string]string{
-		OutputGitLabReceiverURL:          `{"Fn::GetAtt":["` + urlID + `","FunctionUrl"]}`,
-		OutputGitLabReceiverRoleArn:      `{"Fn::GetAtt":["` + roleID + `","Arn"]}`,
-		OutputGitLabReceiverFunctionName: `{"Ref":"` + fnID + `"}`,
-		OutputGitLabTokensParameter:      `"/trailfill/gitlab/tokens"`,
-		OutputGitLabArchiveLocation:      `{"Fn::Join":["",["s3://",` + bucketRef + `,"/audit/GitLab/gitlab/"]]}`,
+		contract.OutputGitLabReceiverURL:          `{"Fn::GetAtt":["` + urlID + `","FunctionUrl"]}`,
+		contract.OutputGitLabReceiverRoleArn:      `{"Fn::GetAtt":["` + roleID + `","Arn"]}`,
+		contract.OutputGitLabReceiverFunctionName: `{"Ref":"` + fnID + `"}`,
+		contract.OutputGitLabTokensParameter:      `"/trailfill/gitlab/tokens"`,
+		contract.OutputGitLabArchiveLocation:      `{"Fn::Join":["",["s3://",` + bucketRef + `,"/audit/GitLab/gitlab/"]]}`,
 	}
 	if len(outs) != len(wantOuts) {
 		t.Errorf("outputs: %s", asJSON(outs))
@@ -365,8 +366,8 @@ func TestGitLabStackExistingBucket(t *testing.T) {
 	}
 
 	_, fn := only(t, tp, "AWS::Lambda::Function")
-	wantEnv := `{"` + gitlab.EnvBucket + `":"org-trail-logs","` + gitlab.EnvMaxBody + `":"262144","` +
-		gitlab.EnvSource + `":"gitlab-com","` + gitlab.EnvTokensParam + `":"gitlab-tokens"}`
+	wantEnv := `{"` + contract.EnvGitLabBucket + `":"org-trail-logs","` + contract.EnvGitLabMaxBody + `":"262144","` +
+		contract.EnvGitLabSource + `":"gitlab-com","` + contract.EnvGitLabTokensParam + `":"gitlab-tokens"}`
 	if got := asJSON(fn["Environment"].(map[string]any)["Variables"]); got != wantEnv {
 		t.Errorf("environment\n got %s\nwant %s", got, wantEnv)
 	}
@@ -402,17 +403,17 @@ func TestGitLabStackExistingBucket(t *testing.T) {
 		}
 		return render(t, o["Value"], sampleGitLabRoleArn)
 	}
-	if got := value(OutputGitLabArchiveLocation); got != "s3://org-trail-logs/GitLab/gitlab-com/" {
+	if got := value(contract.OutputGitLabArchiveLocation); got != "s3://org-trail-logs/GitLab/gitlab-com/" {
 		t.Errorf("archive location %s", got)
 	}
 	var bucketStmt, keyStmt map[string]any
-	if err := json.Unmarshal([]byte(value(OutputGitLabBucketPolicyStatement)), &bucketStmt); err != nil {
+	if err := json.Unmarshal([]byte(value(contract.OutputGitLabBucketPolicyStatement)), &bucketStmt); err != nil {
 		t.Fatal(err)
 	}
 	if asJSON(bucketStmt) != `{"Action":"s3:PutObject","Condition":{"Null":{"s3:if-none-match":"false"}},"Effect":"Allow","Principal":{"AWS":"`+sampleGitLabRoleArn+`"},"Resource":"arn:aws:s3:::org-trail-logs/GitLab/gitlab-com/*","Sid":"TrailfillGitLabReceiver"}` {
 		t.Errorf("bucket policy statement %s", asJSON(bucketStmt))
 	}
-	if err := json.Unmarshal([]byte(value(OutputGitLabKMSKeyPolicyStatement)), &keyStmt); err != nil {
+	if err := json.Unmarshal([]byte(value(contract.OutputGitLabKMSKeyPolicyStatement)), &keyStmt); err != nil {
 		t.Fatal(err)
 	}
 	if asJSON(keyStmt) != `{"Action":"kms:GenerateDataKey","Effect":"Allow","Principal":{"AWS":"`+sampleGitLabRoleArn+`"},"Resource":"*","Sid":"TrailfillGitLabReceiverArchiveKey"}` {

@@ -11,7 +11,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
-	"github.com/trailfill/trailfill/internal/backfill"
+
+	"github.com/trailfill/trailfill/internal/contract"
 )
 
 // Parameters of the read-role template. The StackSet passes them; the plain
@@ -121,7 +122,7 @@ func readRoleParameters(stack awscdk.Stack) readRoleInputs {
 			"ARN of the trailfill backfill function's role (the BackfillFunctionRoleArn output of the trailfill stack).",
 			`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$`, "an IAM role ARN", "", true),
 		roleName: param(ParamReadRoleName, "Name of the read role (trailfill's --role-name).",
-			`^[A-Za-z0-9+=,.@_-]{1,64}$`, "an IAM role name", backfill.DefaultRoleName, true),
+			`^[A-Za-z0-9+=,.@_-]{1,64}$`, "an IAM role name", contract.DefaultRoleName, true),
 		orgID: param(ParamOrganizationID, "AWS Organizations ID (o-...): only principals of the organization may assume the role. Empty: no organization condition.",
 			`^(o-[a-z0-9]{10,32})?$`, "empty or an o-... organization ID", "", false),
 		localPrincipalArn: param(ParamLocalPrincipalArn, "Optional IAM role or user ARN (* allowed in the name) that may also assume the role, for the trailfill CLI (run, --regions all). Empty: none.",

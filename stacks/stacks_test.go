@@ -12,7 +12,8 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
-	"github.com/trailfill/trailfill/internal/backfill"
+
+	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/statemachine"
 )
 
@@ -216,8 +217,8 @@ func TestBackfillStackNewBucket(t *testing.T) {
 	for id := range resources(tp, "AWS::S3::Bucket") {
 		bucketID = id
 	}
-	if asJSON(env[backfill.EnvBucket]) != asJSON(map[string]any{"Ref": bucketID}) || env[backfill.EnvRoleName] != "trailfill-read" ||
-		env[backfill.EnvRate] != "1.5" || env[backfill.EnvStopMargin] != "120" || env[backfill.EnvPrefix] != nil || env[backfill.EnvOrgID] != nil {
+	if asJSON(env[contract.EnvBucket]) != asJSON(map[string]any{"Ref": bucketID}) || env[contract.EnvRoleName] != "trailfill-read" ||
+		env[contract.EnvRate] != "1.5" || env[contract.EnvStopMargin] != "120" || env[contract.EnvPrefix] != nil || env[contract.EnvOrgID] != nil {
 		t.Errorf("function environment: %s", asJSON(env))
 	}
 	if lc := fn["LoggingConfig"].(map[string]any); lc["LogFormat"] != "JSON" || lc["LogGroup"] == nil {
@@ -289,19 +290,24 @@ func TestBackfillStackNewBucket(t *testing.T) {
 	if sm["StateMachineType"] != "STANDARD" || sm["StateMachineName"] != "trailfill-backfill" {
 		t.Errorf("state machine: type %v name %v", sm["StateMachineType"], sm["StateMachineName"])
 	}
-	if asJSON(sm["DefinitionSubstitutions"]) != asJSON(map[string]any{statemachine.FunctionPlaceholder: map[string]any{"Fn::GetAtt": []any{fnID, "Arn"}}}) {
+	wantSubs := map[string]any{}
+	for k, v := range statemachine.Substitutions(sampleFunctionArn) {
+		wantSubs[k] = v
+	}
+	wantSubs[contract.FunctionPlaceholder] = map[string]any{"Fn::GetAtt": []any{fnID, "Arn"}}
+	if asJSON(sm["DefinitionSubstitutions"]) != asJSON(wantSubs) {
 		t.Errorf("substitutions: %s", asJSON(sm["DefinitionSubstitutions"]))
 	}
 	defString, ok := sm["DefinitionString"].(string)
 	if !ok {
 		t.Fatalf("DefinitionString is not a plain string: %s", asJSON(sm["DefinitionString"]))
 	}
-	subs := map[string]string{statemachine.FunctionPlaceholder: sampleFunctionArn}
+	subs := statemachine.Substitutions(sampleFunctionArn)
 	var deployed, want map[string]any
 	if err := json.Unmarshal([]byte(statemachine.Substitute(defString, subs)), &deployed); err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal([]byte(statemachine.Substitute(statemachine.Definition, subs)), &want); err != nil {
+	if err := json.Unmarshal([]byte(statemachine.Render(sampleFunctionArn)), &want); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(deployed, want) {
@@ -360,13 +366,13 @@ func TestBackfillStackNewBucket(t *testing.T) {
 
 	// Outputs.
 	outs := tp["Outputs"].(map[string]any)
-	for _, k := range []string{OutputStateMachineArn, OutputArchiveBucket, OutputArchiveDestination, OutputReadRoleName, OutputBackfillFunctionRoleArn, OutputConsoleURL} {
+	for _, k := range []string{contract.OutputStateMachineArn, contract.OutputArchiveBucket, contract.OutputArchiveDestination, contract.OutputReadRoleName, contract.OutputBackfillFunctionRoleArn, contract.OutputConsoleURL} {
 		o, ok := outs[k].(map[string]any)
 		if !ok || o["Value"] == nil || o["Value"] == "" {
 			t.Errorf("output %s missing or empty: %v", k, outs[k])
 		}
 	}
-	for _, k := range []string{OutputArchivePrefix, OutputBucketPolicyStatement, OutputReadRoleStackSet} {
+	for _, k := range []string{contract.OutputArchivePrefix, contract.OutputBucketPolicyStatement, contract.OutputReadRoleStackSet} {
 		if _, ok := outs[k]; ok {
 			t.Errorf("output %s present", k)
 		}
@@ -392,7 +398,7 @@ func TestBackfillStackExistingBucketStackSetOrg(t *testing.T) {
 	}
 	_, fn := only(t, tp, "AWS::Lambda::Function")
 	env := fn["Environment"].(map[string]any)["Variables"].(map[string]any)
-	if env[backfill.EnvBucket] != "org-trail-logs" || env[backfill.EnvPrefix] != "org" || env[backfill.EnvOrgID] != "o-abcdefghij" {
+	if env[contract.EnvBucket] != "org-trail-logs" || env[contract.EnvPrefix] != "org" || env[contract.EnvOrgID] != "o-abcdefghij" {
 		t.Errorf("environment: %s", asJSON(env))
 	}
 	var objects []string
@@ -414,7 +420,7 @@ func TestBackfillStackExistingBucketStackSetOrg(t *testing.T) {
 
 	// The statements the bucket owner adds.
 	outs := tp["Outputs"].(map[string]any)
-	policy := render(t, outs[OutputBucketPolicyStatement].(map[string]any)["Value"], sampleRoleArn)
+	policy := render(t, outs[contract.OutputBucketPolicyStatement].(map[string]any)["Value"], sampleRoleArn)
 	var sts []map[string]any
 	if err := json.Unmarshal([]byte(policy), &sts); err != nil {
 		t.Fatalf("bucket policy statement is not JSON: %v: %s", err, policy)
@@ -424,10 +430,10 @@ func TestBackfillStackExistingBucketStackSetOrg(t *testing.T) {
 		sts[1]["Resource"] != "arn:aws:s3:::org-trail-logs" || asJSON(sts[1]["Condition"]) != `{"StringLikeIfExists":{"s3:prefix":["org/AWSLogs/*","org/trailfill/*"]}}` {
 		t.Errorf("bucket policy statements: %s", policy)
 	}
-	if _, ok := outs[OutputKMSKeyPolicyStatement]; !ok {
+	if _, ok := outs[contract.OutputKMSKeyPolicyStatement]; !ok {
 		t.Error("no key policy statement output")
 	}
-	if o := outs[OutputArchivePrefix].(map[string]any); o["Value"] != "org" {
+	if o := outs[contract.OutputArchivePrefix].(map[string]any); o["Value"] != "org" {
 		t.Errorf("prefix output %v", o)
 	}
 
@@ -536,8 +542,8 @@ func TestReadRoleStack(t *testing.T) {
 		t.Errorf("trust: %s", asJSON(trust))
 	}
 	_, fn := only(t, tp, "AWS::Lambda::Function")
-	if env := fn["Environment"].(map[string]any)["Variables"].(map[string]any); env[backfill.EnvOrgID] != nil {
-		t.Errorf("orgTrail=false still sets %s", backfill.EnvOrgID)
+	if env := fn["Environment"].(map[string]any)["Variables"].(map[string]any); env[contract.EnvOrgID] != nil {
+		t.Errorf("orgTrail=false still sets %s", contract.EnvOrgID)
 	}
 	if _, ok := rr["Outputs"].(map[string]any)["ReadRoleArn"]; !ok {
 		t.Error("no ReadRoleArn output")

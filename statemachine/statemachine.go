@@ -5,21 +5,37 @@ package statemachine
 
 import (
 	_ "embed"
+	"strconv"
 	"strings"
+
+	"github.com/trailfill/trailfill/internal/contract"
 )
 
-// Definition is statemachine/backfill.asl.json, with the placeholder
-// ${BackfillFunctionArn} for the backfill Lambda (a CDK DefinitionSubstitution).
+// Definition is statemachine/backfill.asl.json. Its ${Name} placeholders are
+// filled from Substitutions: by CloudFormation (the CDK stack's
+// DefinitionSubstitutions) when deployed, by Render for the local executor.
 //
 //go:embed backfill.asl.json
 var Definition string
 
-// FunctionPlaceholder is the substitution key of the backfill function's ARN.
-const FunctionPlaceholder = "BackfillFunctionArn"
+// Substitutions are the placeholders of Definition and their values: the
+// backfill function's ARN (a CloudFormation token when deployed) and the
+// defaults and error names of the contract, which the definition must not
+// repeat as literals.
+func Substitutions(functionArn string) map[string]string {
+	return map[string]string{
+		contract.FunctionPlaceholder: functionArn,
+		"DefaultWindowMinutes":       strconv.Itoa(contract.DefaultWindowMinutes),
+		"DefaultMaxConcurrency":      strconv.Itoa(contract.DefaultMaxConcurrency),
+		"ErrorPartitionsFailed":      contract.ErrorPartitionsFailed,
+	}
+}
 
-// LocalFunctionName is what `trailfill run` substitutes for the function ARN; the
-// local executor binds it to the in-process handler.
-const LocalFunctionName = "trailfill-backfill-local"
+// Render is Definition with every placeholder filled, the function bound to
+// functionArn.
+func Render(functionArn string) string {
+	return Substitute(Definition, Substitutions(functionArn))
+}
 
 // Substitute replaces ${Key} placeholders, as CloudFormation's
 // DefinitionSubstitutions do.

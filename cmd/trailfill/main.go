@@ -8,8 +8,9 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/trailfill/trailfill/internal/cli"
 	"golang.org/x/term"
+
+	"github.com/trailfill/trailfill/internal/cli"
 )
 
 func main() {

@@ -13,12 +13,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/engine"
 	"github.com/trailfill/trailfill/internal/pace"
 )
-
-// DefaultRoleName is the read role the StackSet deploys in every target account.
-const DefaultRoleName = "trailfill-read"
 
 // Clients builds one LookupEvents client per partition: credentials of the target
 // account (the caller's own, or the read role assumed through STS, cached per
@@ -39,7 +38,7 @@ type Clients struct {
 // NewClients returns a factory over base.
 func NewClients(base aws.Config, stsClient STSAPI, roleName string, rate float64) *Clients {
 	if roleName == "" {
-		roleName = DefaultRoleName
+		roleName = contract.DefaultRoleName
 	}
 	return &Clients{Base: base, STS: stsClient, RoleName: roleName, Rate: rate,
 		creds: make(map[string]aws.CredentialsProvider), limiters: make(map[string]*pace.Limiter)}

@@ -11,38 +11,10 @@ import (
 	"time"
 
 	"github.com/trailfill/trailfill/internal/archive"
+	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/engine"
 	"github.com/trailfill/trailfill/internal/validate"
 )
-
-// State is the payload of one invocation and its answer: the partition, the range,
-// and the cursor. The state machine passes the answer back in until Done.
-type State struct {
-	Account       string    `json:"account"`
-	Region        string    `json:"region"`
-	Start         time.Time `json:"start"`
-	End           time.Time `json:"end"`
-	WindowMinutes int       `json:"window_minutes"`
-	RoleName      string    `json:"role_name,omitempty"`   // must match the handler's, if set
-	Destination   string    `json:"destination,omitempty"` // must match the handler's archive, if set
-	Done          bool      `json:"done"`
-	Cursor        Cursor    `json:"cursor"`
-}
-
-// Cursor carries progress between invocations of one partition. Windows with a
-// manifest are found again from the archive; Written lists the pieces of slices
-// (with their counts and checksums) that an invocation wrote before it stopped
-// inside windows it could not finish.
-type Cursor struct {
-	Written        []engine.Piece `json:"written,omitempty"`
-	Invocations    int            `json:"invocations"`
-	Events         int64          `json:"events"`
-	Files          int64          `json:"files"`
-	Pages          int64          `json:"pages"`
-	Windows        int            `json:"windows"`
-	WindowsSkipped int            `json:"windows_skipped"`
-	WindowsTotal   int            `json:"windows_total"`
-}
 
 // Handler runs one invocation.
 type Handler struct {
@@ -58,7 +30,7 @@ type Handler struct {
 }
 
 // Handle archives what it can of in's partition and returns the next state.
-func (h *Handler) Handle(ctx context.Context, in State) (State, error) {
+func (h *Handler) Handle(ctx context.Context, in contract.Invocation) (contract.Invocation, error) {
 	out, err := h.handle(ctx, in)
 	if err != nil {
 		return in, &PartitionError{Account: in.Account, Region: in.Region, Err: err}
@@ -66,7 +38,7 @@ func (h *Handler) Handle(ctx context.Context, in State) (State, error) {
 	return out, nil
 }
 
-func (h *Handler) handle(ctx context.Context, in State) (State, error) {
+func (h *Handler) handle(ctx context.Context, in contract.Invocation) (contract.Invocation, error) {
 	if err := validate.Account(in.Account); err != nil {
 		return in, err
 	}

@@ -14,8 +14,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
 	"github.com/trailfill/trailfill/internal/archive"
 	"github.com/trailfill/trailfill/internal/backfill"
+	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/emulator"
 	"github.com/trailfill/trailfill/internal/engine"
 	"github.com/trailfill/trailfill/internal/fakeevents"
@@ -48,14 +50,14 @@ func newSetup(b *testing.B, latency time.Duration, n int, span time.Duration) *s
 	b.Helper()
 	emu := testkit.StartEmulator(b, emulator.Config{Latency: latency, Jitter: latency / 5, Rate: pace.MaxRate, Seed: 1})
 	for i, a := range accounts {
-		emu.AddAccount(a, backfill.DefaultRoleName)
+		emu.AddAccount(a, contract.DefaultRoleName)
 		g := fakeevents.New(uint64(i+1), a, "us-east-1")
 		if err := emu.AddEvents(a, "us-east-1", g.Spread(n, start, start.Add(span))...); err != nil {
 			b.Fatal(err)
 		}
 	}
 	cfg := testkit.AWSConfig(b, emu, accounts[0])
-	return &setup{emu: emu, cfg: cfg, clients: backfill.NewClients(cfg, sts.NewFromConfig(cfg), backfill.DefaultRoleName, pace.MaxRate)}
+	return &setup{emu: emu, cfg: cfg, clients: backfill.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, pace.MaxRate)}
 }
 
 // BenchmarkThroughput: 4 partitions in parallel, each with events dense enough
@@ -168,7 +170,7 @@ func BenchmarkSparseRequests(b *testing.B) {
 			b.Fatal(err)
 		}
 		cfg := testkit.AWSConfig(b, emu, accounts[0])
-		clients := backfill.NewClients(cfg, sts.NewFromConfig(cfg), backfill.DefaultRoleName, pace.MaxRate)
+		clients := backfill.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, pace.MaxRate)
 		for _, region := range []string{"eu-west-1", "sa-east-1"} {
 			client, lim, err := clients.LookupClient(context.Background(), accounts[0], region)
 			if err != nil {
@@ -204,7 +206,7 @@ func BenchmarkPeakMemory(b *testing.B) {
 		}
 		recs = nil
 		cfg := testkit.AWSConfig(b, emu, accounts[0])
-		clients := backfill.NewClients(cfg, sts.NewFromConfig(cfg), backfill.DefaultRoleName, 100000)
+		clients := backfill.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, 100000)
 		client, lim, err := clients.LookupClient(context.Background(), accounts[0], "us-east-1")
 		if err != nil {
 			b.Fatal(err)

@@ -10,9 +10,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+
 	"github.com/trailfill/trailfill/internal/archive"
 	"github.com/trailfill/trailfill/internal/awsconf"
-	"github.com/trailfill/trailfill/internal/backfill"
+	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/emulator"
 	"github.com/trailfill/trailfill/internal/fakeevents"
 	"github.com/trailfill/trailfill/internal/pace"
@@ -56,7 +57,7 @@ func cmdDemo(ctx context.Context, env *Env, args []string) error {
 		if a == demoCaller {
 			emu.AddAccount(a)
 		} else {
-			emu.AddAccount(a, backfill.DefaultRoleName)
+			emu.AddAccount(a, contract.DefaultRoleName)
 		}
 		emu.SetEnabledRegions(a, demoRegions...)
 		for j, r := range demoRegions {
@@ -95,7 +96,7 @@ func cmdDemo(ctx context.Context, env *Env, args []string) error {
 	spec := rangeSpec{
 		Start: start, End: end,
 		Accounts: demoAccounts, // regions: all (resolved through account:ListRegions)
-		RoleName: backfill.DefaultRoleName,
+		RoleName: contract.DefaultRoleName,
 		Dest:     dest,
 		Window:   30 * time.Minute,
 		Rate:     pace.MaxRate,

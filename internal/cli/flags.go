@@ -10,8 +10,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/account"
 	accounttypes "github.com/aws/aws-sdk-go-v2/service/account/types"
+
 	"github.com/trailfill/trailfill/internal/archive"
 	"github.com/trailfill/trailfill/internal/backfill"
+	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/engine"
 	"github.com/trailfill/trailfill/internal/pace"
 	"github.com/trailfill/trailfill/internal/validate"
@@ -31,7 +33,7 @@ func (f *rangeFlags) register(fs *flag.FlagSet, outDefault string) {
 	fs.StringVar(&f.end, "end", "", "end of the range, RFC 3339 (exclusive)")
 	fs.StringVar(&f.accounts, "accounts", "", "comma-separated 12-digit account IDs (default: the caller's account, no role assumed)")
 	fs.StringVar(&f.regions, "regions", "all", "comma-separated regions, or all (each account's enabled regions)")
-	fs.StringVar(&f.roleName, "role-name", backfill.DefaultRoleName, "read role assumed in accounts other than the caller's")
+	fs.StringVar(&f.roleName, "role-name", contract.DefaultRoleName, "read role assumed in accounts other than the caller's")
 	fs.StringVar(&f.out, "out", outDefault, "archive: a local folder or s3://bucket/prefix")
 	fs.StringVar(&f.orgID, "org-id", "", "AWS Organizations ID (o-...) for the organization-trail layout AWSLogs/<o-id>/<account>/...")
 	fs.StringVar(&f.profile, "profile", "", "AWS shared-config profile (default: AWS_PROFILE or default)")
@@ -116,15 +118,9 @@ func (f *rangeFlags) spec(now time.Time, needOut bool) (rangeSpec, error) {
 	return s, nil
 }
 
-// Partition is one (account, region) of a backfill.
-type Partition struct {
-	Account string `json:"account"`
-	Region  string `json:"region"`
-}
-
 // resolvePartitions turns the spec into partitions: the caller's account when no
 // accounts were given, each account's enabled regions for --regions all.
-func resolvePartitions(ctx context.Context, s rangeSpec, base aws.Config, clients *backfill.Clients) ([]Partition, error) {
+func resolvePartitions(ctx context.Context, s rangeSpec, base aws.Config, clients *backfill.Clients) ([]contract.Partition, error) {
 	accounts := s.Accounts
 	if len(accounts) == 0 {
 		caller, err := clients.CallerAccount(ctx)
@@ -133,7 +129,7 @@ func resolvePartitions(ctx context.Context, s rangeSpec, base aws.Config, client
 		}
 		accounts = []string{caller}
 	}
-	var out []Partition
+	var out []contract.Partition
 	for _, a := range accounts {
 		regions := s.Regions
 		if len(regions) == 0 {
@@ -147,7 +143,7 @@ func resolvePartitions(ctx context.Context, s rangeSpec, base aws.Config, client
 			}
 		}
 		for _, r := range regions {
-			out = append(out, Partition{Account: a, Region: r})
+			out = append(out, contract.Partition{Account: a, Region: r})
 		}
 	}
 	return out, nil

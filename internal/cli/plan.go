@@ -7,7 +7,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/trailfill/trailfill/internal/backfill"
+	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/engine"
 	"github.com/trailfill/trailfill/statemachine/local"
 )
@@ -115,10 +115,10 @@ func makePlan(ctx context.Context, spec rangeSpec, perHour float64, memoryMB int
 		regions = defaultRegions
 		base.RegionsAll = "the 17 regions enabled by default (plan calls no AWS API)"
 	}
-	var parts []Partition
+	var parts []contract.Partition
 	for _, a := range accounts {
 		for _, r := range regions {
-			parts = append(parts, Partition{Account: a, Region: r})
+			parts = append(parts, contract.Partition{Account: a, Region: r})
 		}
 	}
 	hours := spec.End.Sub(spec.Start).Hours()
@@ -132,7 +132,7 @@ func makePlan(ctx context.Context, spec rangeSpec, perHour float64, memoryMB int
 	// The stub is pure: each invocation consumes up to an invocation's worth of
 	// requests at the quota and reports whether the partition is done.
 	stub := local.InvokerFunc(func(_ context.Context, _, _ string, payload json.RawMessage) (json.RawMessage, error) {
-		var st backfill.State
+		var st contract.Invocation
 		if err := json.Unmarshal(payload, &st); err != nil {
 			return nil, fmt.Errorf("decode plan payload: %w", err)
 		}

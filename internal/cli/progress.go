@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+
 	"github.com/trailfill/trailfill/internal/engine"
 )
 

@@ -12,9 +12,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
 	"github.com/trailfill/trailfill/internal/archive"
 	"github.com/trailfill/trailfill/internal/awsconf"
 	"github.com/trailfill/trailfill/internal/backfill"
+	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/engine"
 	"github.com/trailfill/trailfill/statemachine"
 	"github.com/trailfill/trailfill/statemachine/local"
@@ -42,20 +44,8 @@ func cmdRun(ctx context.Context, env *Env, args []string) error {
 	return err
 }
 
-// ExecutionInput is the input of the backfill state machine, for `trailfill run`
-// (executed locally) and `trailfill start` (on Step Functions).
-type ExecutionInput struct {
-	Partitions     []Partition `json:"partitions"`
-	Start          string      `json:"start"`
-	End            string      `json:"end"`
-	WindowMinutes  int         `json:"window_minutes"`
-	RoleName       string      `json:"role_name"`
-	Destination    string      `json:"destination,omitempty"`
-	MaxConcurrency int         `json:"max_concurrency"`
-}
-
-func executionInput(s rangeSpec, parts []Partition, destination string, maxConcurrency int) ExecutionInput {
-	return ExecutionInput{
+func executionInput(s rangeSpec, parts []contract.Partition, destination string, maxConcurrency int) contract.ExecutionInput {
+	return contract.ExecutionInput{
 		Partitions:     parts,
 		Start:          s.Start.Format(time.RFC3339),
 		End:            s.End.Format(time.RFC3339),
@@ -66,25 +56,9 @@ func executionInput(s rangeSpec, parts []Partition, destination string, maxConcu
 	}
 }
 
-// PartitionOutcome is one partition's line in the state machine's output.
-type PartitionOutcome struct {
-	Account        string `json:"account"`
-	Region         string `json:"region"`
-	Failed         bool   `json:"failed"`
-	Error          string `json:"error,omitempty"`
-	Cause          string `json:"cause,omitempty"`
-	Events         int64  `json:"events"`
-	Files          int64  `json:"files"`
-	Pages          int64  `json:"pages"`
-	Windows        int    `json:"windows"`
-	WindowsSkipped int    `json:"windows_skipped"`
-	WindowsTotal   int    `json:"windows_total"`
-	Invocations    int    `json:"invocations"`
-}
-
 // runSummary is what `trailfill run` reports.
 type runSummary struct {
-	Partitions []PartitionOutcome
+	Partitions []contract.PartitionSummary
 	Events     int64
 	Files      int64
 	Windows    int
@@ -98,7 +72,7 @@ type runSummary struct {
 
 // localMachine loads the embedded definition with the function bound locally.
 func localMachine() (*local.Machine, error) {
-	def := statemachine.Substitute(statemachine.Definition, map[string]string{statemachine.FunctionPlaceholder: statemachine.LocalFunctionName})
+	def := statemachine.Render(contract.LocalFunctionName)
 	m, err := local.Load([]byte(def))
 	if err != nil {
 		return nil, fmt.Errorf("load the embedded state machine: %w", err)
@@ -111,10 +85,10 @@ func localMachine() (*local.Machine, error) {
 // would report (the Go type name) so Catch and Retry behave as in the cloud.
 func handlerInvoker(h *backfill.Handler) local.Invoker {
 	return local.InvokerFunc(func(ctx context.Context, _, fn string, payload json.RawMessage) (json.RawMessage, error) {
-		if fn != statemachine.LocalFunctionName {
+		if fn != contract.LocalFunctionName {
 			return nil, &local.TaskError{Name: "Lambda.ResourceNotFoundException", Cause: "no local function " + fn}
 		}
-		var in backfill.State
+		var in contract.Invocation
 		if err := json.Unmarshal(payload, &in); err != nil {
 			return nil, lambdaError(fmt.Errorf("decode backfill payload: %w", err))
 		}
@@ -182,11 +156,14 @@ func runBackfill(ctx context.Context, env *Env, spec rangeSpec, cfg aws.Config) 
 	sum.Events = progress.Events.Load()
 	sum.Files = progress.Files.Load()
 	if res.Status != "SUCCEEDED" {
-		printFailure(env, res)
+		fmt.Fprintf(env.Stderr, "trailfill: execution %s: %s\n", strings.ToLower(res.Status), res.Error)
+		if _, err := printFailure(env.Stderr, res.Error, res.Cause); err != nil {
+			return sum, err
+		}
 		return sum, failedError{fmt.Sprintf("backfill %s: %s; archived windows are kept, re-run the same command to resume", strings.ToLower(res.Status), res.Error)}
 	}
 	var out struct {
-		Partitions []PartitionOutcome `json:"partitions"`
+		Partitions []contract.PartitionSummary `json:"partitions"`
 	}
 	if err := json.Unmarshal(res.Output, &out); err != nil {
 		return sum, fmt.Errorf("decode the state machine output: %w", err)
@@ -198,13 +175,6 @@ func runBackfill(ctx context.Context, env *Env, spec rangeSpec, cfg aws.Config) 
 	}
 	printSummary(env, spec, sum)
 	return sum, nil
-}
-
-func printFailure(env *Env, res *local.Result) {
-	fmt.Fprintf(env.Stderr, "trailfill: execution %s: %s\n", strings.ToLower(res.Status), res.Error)
-	for _, line := range strings.Split(res.Cause, " | ") {
-		fmt.Fprintf(env.Stderr, "  %s\n", oneLine(line))
-	}
 }
 
 func printSummary(env *Env, spec rangeSpec, s *runSummary) {
@@ -231,11 +201,11 @@ func idealTime(n int64, rate float64) time.Duration {
 	return time.Duration(pages / rate * float64(time.Second))
 }
 
-func busiestPartition(ps []PartitionOutcome) (PartitionOutcome, bool) {
+func busiestPartition(ps []contract.PartitionSummary) (contract.PartitionSummary, bool) {
 	if len(ps) == 0 {
-		return PartitionOutcome{}, false
+		return contract.PartitionSummary{}, false
 	}
-	sorted := append([]PartitionOutcome(nil), ps...)
+	sorted := append([]contract.PartitionSummary(nil), ps...)
 	sort.Slice(sorted, func(a, b int) bool { return sorted[a].Events > sorted[b].Events })
 	return sorted[0], true
 }

@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
 	"github.com/trailfill/trailfill/internal/archive"
 	"github.com/trailfill/trailfill/internal/backfill"
+	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/engine"
 	"github.com/trailfill/trailfill/internal/testkit"
 	"github.com/trailfill/trailfill/statemachine/local"
@@ -87,7 +89,7 @@ func TestRunMatchesEngineOnly(t *testing.T) {
 	testkit.CheckArchive(t, store, testkit.Expect{Events: d.expected(parts...), Start: tfStart, End: tfEnd})
 
 	cfg := testkit.AWSConfig(t, d.emu, acctCentral)
-	clients := backfill.NewClients(cfg, sts.NewFromConfig(cfg), backfill.DefaultRoleName, 1000)
+	clients := backfill.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, 1000)
 	dstore, err := archive.NewLocalStore(direct)
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +165,7 @@ type flakyInvoker struct {
 }
 
 func (f *flakyInvoker) Invoke(ctx context.Context, res, fn string, payload json.RawMessage) (json.RawMessage, error) {
-	var st backfill.State
+	var st contract.Invocation
 	if err := json.Unmarshal(payload, &st); err != nil {
 		return nil, err
 	}
@@ -203,14 +205,14 @@ func TestStateMachineRetriesAndDeadlines(t *testing.T) {
 	dir := t.TempDir()
 	store, _ := archive.NewLocalStore(dir)
 	// 120 pages at 40 requests/s take 3 s at least; each invocation reads for 0.7 s.
-	h := &backfill.Handler{Store: store, Clients: backfill.NewClients(cfg, sts.NewFromConfig(cfg), backfill.DefaultRoleName, 40), Margin: 300 * time.Millisecond}
+	h := &backfill.Handler{Store: store, Clients: backfill.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, 40), Margin: 300 * time.Millisecond}
 	inv := &flakyInvoker{inner: deadlineInvoker{inner: handlerInvoker(h), budget: time.Second}, seen: map[string]bool{}}
 	m, err := localMachine()
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := rangeSpec{Start: tfStart, End: tfEnd, Window: engine.DefaultWindow, RoleName: backfill.DefaultRoleName}
-	parts := []Partition{{acctCentral, "us-east-1"}, {acctMember, "sa-east-1"}}
+	spec := rangeSpec{Start: tfStart, End: tfEnd, Window: engine.DefaultWindow, RoleName: contract.DefaultRoleName}
+	parts := []contract.Partition{{Account: acctCentral, Region: "us-east-1"}, {Account: acctMember, Region: "sa-east-1"}}
 	input, _ := json.Marshal(executionInput(spec, parts, store.String(), 2))
 	clock := local.NewFakeClock(tfNow)
 	res, err := m.Execute(context.Background(), input, local.Options{Invoker: inv, Clock: clock})
@@ -221,7 +223,7 @@ func TestStateMachineRetriesAndDeadlines(t *testing.T) {
 		t.Fatalf("execution %s: %s: %s", res.Status, res.Error, res.Cause)
 	}
 	var out struct {
-		Partitions []PartitionOutcome `json:"partitions"`
+		Partitions []contract.PartitionSummary `json:"partitions"`
 	}
 	if err := json.Unmarshal(res.Output, &out); err != nil {
 		t.Fatal(err)

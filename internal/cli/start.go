@@ -16,28 +16,13 @@ import (
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+
 	"github.com/trailfill/trailfill/internal/archive"
 	"github.com/trailfill/trailfill/internal/awsconf"
 	"github.com/trailfill/trailfill/internal/backfill"
+	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/engine"
 	"github.com/trailfill/trailfill/statemachine/local"
-)
-
-// DefaultStack is the stack `trailfill start`, `watch` and `verify` read when
-// neither --stack nor TRAILFILL_STACK names one (the CDK app's default).
-const DefaultStack = "trailfill"
-
-// EnvStack names the stack when --stack is not given.
-const EnvStack = "TRAILFILL_STACK"
-
-// Output keys of the deployed stack (stacks/backfill.go; repeated here so the
-// CLI does not link the CDK).
-const (
-	outputStateMachineArn    = "StateMachineArn"
-	outputArchiveBucket      = "ArchiveBucket"
-	outputArchivePrefix      = "ArchivePrefix"
-	outputArchiveDestination = "ArchiveDestination"
-	outputReadRoleName       = "ReadRoleName"
 )
 
 // maxExecutionName is Step Functions' limit on execution names.
@@ -59,7 +44,6 @@ type StepFunctionsAPI interface {
 	DescribeExecution(ctx context.Context, in *sfn.DescribeExecutionInput, optFns ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error)
 	ListMapRuns(ctx context.Context, in *sfn.ListMapRunsInput, optFns ...func(*sfn.Options)) (*sfn.ListMapRunsOutput, error)
 	DescribeMapRun(ctx context.Context, in *sfn.DescribeMapRunInput, optFns ...func(*sfn.Options)) (*sfn.DescribeMapRunOutput, error)
-	GetExecutionHistory(ctx context.Context, in *sfn.GetExecutionHistoryInput, optFns ...func(*sfn.Options)) (*sfn.GetExecutionHistoryOutput, error)
 }
 
 // deployment is what trailfill reads from the deployed stack's outputs.
@@ -73,10 +57,10 @@ type deployment struct {
 
 // stackFlag returns the --stack default: TRAILFILL_STACK or "trailfill".
 func stackFlag(env *Env) string {
-	if s := env.Getenv(EnvStack); s != "" {
+	if s := env.Getenv(contract.EnvStack); s != "" {
 		return s
 	}
-	return DefaultStack
+	return contract.DefaultStackName
 }
 
 func checkStackName(name string) error {
@@ -93,7 +77,7 @@ func readDeployment(ctx context.Context, api StackAPI, name, region string) (*de
 	if err != nil {
 		var ae smithy.APIError
 		if errors.As(err, &ae) && ae.ErrorCode() == "ValidationError" && strings.Contains(ae.ErrorMessage(), "does not exist") {
-			return nil, usagef("stack %s does not exist in %s for these credentials: deploy it (docs/deploy.md), pass --stack NAME (or set %s), or set AWS_REGION to the stack's region", name, region, EnvStack)
+			return nil, usagef("stack %s does not exist in %s for these credentials: deploy it (docs/deploy.md), pass --stack NAME (or set %s), or set AWS_REGION to the stack's region", name, region, contract.EnvStack)
 		}
 		return nil, fmt.Errorf("read the outputs of stack %s with cloudformation:DescribeStacks (check credentials and permissions): %w", name, err)
 	}
@@ -104,14 +88,14 @@ func readDeployment(ctx context.Context, api StackAPI, name, region string) (*de
 	for _, o := range out.Stacks[0].Outputs {
 		outputs[aws.ToString(o.OutputKey)] = aws.ToString(o.OutputValue)
 	}
-	d := &deployment{Stack: name, Region: region, StateMachineArn: outputs[outputStateMachineArn], ReadRoleName: outputs[outputReadRoleName]}
+	d := &deployment{Stack: name, Region: region, StateMachineArn: outputs[contract.OutputStateMachineArn], ReadRoleName: outputs[contract.OutputReadRoleName]}
 	if _, ok := parseStateMachineArn(d.StateMachineArn); !ok {
-		return nil, usagef("stack %s has no %s output: it is not a trailfill backfill stack; pass --stack with the name of the stack `make deploy` created", name, outputStateMachineArn)
+		return nil, usagef("stack %s has no %s output: it is not a trailfill backfill stack; pass --stack with the name of the stack `make deploy` created", name, contract.OutputStateMachineArn)
 	}
-	dest := outputs[outputArchiveDestination]
-	if dest == "" && outputs[outputArchiveBucket] != "" {
-		dest = "s3://" + outputs[outputArchiveBucket]
-		if p := outputs[outputArchivePrefix]; p != "" {
+	dest := outputs[contract.OutputArchiveDestination]
+	if dest == "" && outputs[contract.OutputArchiveBucket] != "" {
+		dest = "s3://" + outputs[contract.OutputArchiveBucket]
+		if p := outputs[contract.OutputArchivePrefix]; p != "" {
 			dest += "/" + p
 		}
 	}
@@ -161,7 +145,7 @@ func consoleURL(executionArn string) string {
 // tf-111111111111-20250417T1500Z-20250418T0000Z-20251123T201500Z. Only
 // [A-Za-z0-9_-] (safe for Step Functions, CloudWatch Logs and shells), at
 // most 80 characters.
-func executionName(parts []Partition, start, end, now time.Time) string {
+func executionName(parts []contract.Partition, start, end, now time.Time) string {
 	var accounts []string
 	seen := map[string]bool{}
 	for _, p := range parts {
@@ -207,7 +191,7 @@ func cmdStart(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "start", "--start T --end T [--accounts A,B] [--regions R1,R2|all] [--stack NAME] [--dry-run] [--watch] ...")
 	var f rangeFlags
 	f.register(fs, "")
-	stack := fs.String("stack", stackFlag(env), "the deployed trailfill stack ($"+EnvStack+" sets the default)")
+	stack := fs.String("stack", stackFlag(env), "the deployed trailfill stack ($"+contract.EnvStack+" sets the default)")
 	dryRun := fs.Bool("dry-run", false, "print the execution input (JSON, on stdout) and start nothing")
 	watch := fs.Bool("watch", false, "after starting, watch the execution until it ends (exit code = its outcome)")
 	name := fs.String("name", "", "execution name, [A-Za-z0-9_-], at most 80 characters (default: tf-<account>-<start>-<end>-<now>)")

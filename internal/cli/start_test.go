@@ -12,8 +12,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
 	"github.com/trailfill/trailfill/internal/archive"
 	"github.com/trailfill/trailfill/internal/backfill"
+	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/emulator"
 	"github.com/trailfill/trailfill/internal/testkit"
 	"github.com/trailfill/trailfill/statemachine"
@@ -62,7 +64,7 @@ func newDeployed(t *testing.T) *deployed {
 	emu := testkit.StartEmulator(t, emulator.Config{Rate: 1000, Burst: 10})
 	d := &deployed{emu: emu, events: map[string][]testkit.Event{}}
 	emu.AddAccount(acctCentral)
-	emu.AddAccount(acctMember, backfill.DefaultRoleName)
+	emu.AddAccount(acctMember, contract.DefaultRoleName)
 	emu.AddAccount(acctNoRole)
 	accts := []string{acctCentral, acctMember, acctNoRole}
 	for i, a := range accts {
@@ -86,8 +88,8 @@ func newDeployed(t *testing.T) *deployed {
 	lcfg := testkit.AWSConfig(t, emu, acctCentral)
 	lcfg.HTTPClient = emulator.NewHTTPClient(nil)
 	d.store = &archive.S3Store{Client: s3.NewFromConfig(lcfg, func(o *s3.Options) { o.UsePathStyle = true }), Bucket: tfBucket, Prefix: tfPrefix}
-	h := &backfill.Handler{Store: d.store, Clients: backfill.NewClients(lcfg, sts.NewFromConfig(lcfg), backfill.DefaultRoleName, 1000)}
-	def := statemachine.Substitute(statemachine.Definition, map[string]string{statemachine.FunctionPlaceholder: statemachine.LocalFunctionName})
+	h := &backfill.Handler{Store: d.store, Clients: backfill.NewClients(lcfg, sts.NewFromConfig(lcfg), contract.DefaultRoleName, 1000)}
+	def := statemachine.Render(contract.LocalFunctionName)
 
 	d.sfn = emulator.NewStepFunctions(emu)
 	t.Cleanup(d.sfn.Close)
@@ -100,7 +102,7 @@ func newDeployed(t *testing.T) *deployed {
 		"ArchiveBucket":           tfBucket,
 		"ArchivePrefix":           tfPrefix,
 		"ArchiveDestination":      "s3://" + tfBucket + "/" + tfPrefix,
-		"ReadRoleName":            backfill.DefaultRoleName,
+		"ReadRoleName":            contract.DefaultRoleName,
 		"BackfillFunctionRoleArn": "arn:aws:iam::111111111111:role/trailfill-backfill-us-east-1",
 		"ConsoleUrl":              "https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1#/statemachines/view/" + tfMachine,
 	})
@@ -116,7 +118,7 @@ func newDeployed(t *testing.T) *deployed {
 		"AWS_PROFILE":                 "",
 		"AWS_CONFIG_FILE":             "/dev/null",
 		"AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-		EnvStack:                      "",
+		contract.EnvStack:             "",
 	} {
 		t.Setenv(k, v)
 	}
@@ -270,9 +272,9 @@ func TestStartBadInput(t *testing.T) {
 		d.wantUsage(t, tc.want, tc.args...)
 	}
 	// The stack name may come from TRAILFILL_STACK.
-	t.Setenv(EnvStack, "missing-stack")
+	t.Setenv(contract.EnvStack, "missing-stack")
 	d.wantUsage(t, "stack missing-stack does not exist", start(rangeArgs()...)...)
-	t.Setenv(EnvStack, "")
+	t.Setenv(contract.EnvStack, "")
 
 	// A member account whose read role cannot be assumed: --regions all cannot
 	// be resolved (exit 1, nothing started).
@@ -303,7 +305,7 @@ func TestStartBadInput(t *testing.T) {
 }
 
 func TestExecutionName(t *testing.T) {
-	parts := []Partition{{"111111111111", "us-east-1"}, {"111111111111", "eu-west-1"}}
+	parts := []contract.Partition{{Account: "111111111111", Region: "us-east-1"}, {Account: "111111111111", Region: "eu-west-1"}}
 	start := time.Date(2025, 4, 17, 15, 0, 0, 0, time.UTC)
 	end := time.Date(2025, 4, 18, 0, 0, 30, 0, time.UTC)
 	now := time.Date(2025, 11, 23, 20, 15, 0, 0, time.UTC)
@@ -311,7 +313,7 @@ func TestExecutionName(t *testing.T) {
 		t.Errorf("one account: %s, want %s", got, want)
 	}
 	for i := 2; i <= 14; i++ {
-		parts = append(parts, Partition{fmt.Sprintf("%012d", i), "us-east-1"})
+		parts = append(parts, contract.Partition{Account: fmt.Sprintf("%012d", i), Region: "us-east-1"})
 	}
 	got := executionName(parts, start, end, now)
 	if want := "tf-14acct-20250417T1500Z-20250418T000030Z-20251123T201500Z"; got != want {

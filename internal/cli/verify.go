@@ -14,9 +14,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
 	"github.com/trailfill/trailfill/internal/archive"
 	"github.com/trailfill/trailfill/internal/awsconf"
 	"github.com/trailfill/trailfill/internal/backfill"
+	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/engine"
 	"github.com/trailfill/trailfill/internal/validate"
 )
@@ -66,7 +68,7 @@ func cmdVerify(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "verify", "--start T --end T [--out DIR|s3://bucket/prefix | --stack NAME] [--accounts A,B] [--regions R1,R2|all|archived] [--json]")
 	var f rangeFlags
 	f.register(fs, "")
-	stack := fs.String("stack", stackFlag(env), "without --out: verify this deployed stack's archive ($"+EnvStack+" sets the default)")
+	stack := fs.String("stack", stackFlag(env), "without --out: verify this deployed stack's archive ($"+contract.EnvStack+" sets the default)")
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
 	fs.Lookup("regions").Usage = "comma-separated regions; all (each account's enabled regions, as run resolves them); or archived (the regions with manifests in the archive: no AWS call but the archive's)"
 	fs.Lookup("out").Usage = "the archive: a local folder or s3://bucket/prefix (default: the stack's archive)"
@@ -134,12 +136,12 @@ func cmdVerify(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 
-	var parts []Partition
+	var parts []contract.Partition
 	switch {
 	case len(spec.Accounts) > 0 && len(spec.Regions) > 0:
 		for _, a := range spec.Accounts {
 			for _, r := range spec.Regions {
-				parts = append(parts, Partition{Account: a, Region: r})
+				parts = append(parts, contract.Partition{Account: a, Region: r})
 			}
 		}
 	default:
@@ -207,7 +209,7 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 
 // archivedPartitions is --accounts (or the caller's account) x the regions
 // that have manifests under trailfill/manifests/<account>/.
-func archivedPartitions(ctx context.Context, store archive.Store, spec rangeSpec, clients *backfill.Clients) ([]Partition, error) {
+func archivedPartitions(ctx context.Context, store archive.Store, spec rangeSpec, clients *backfill.Clients) ([]contract.Partition, error) {
 	accounts := spec.Accounts
 	if len(accounts) == 0 {
 		caller, err := clients.CallerAccount(ctx)
@@ -216,7 +218,7 @@ func archivedPartitions(ctx context.Context, store archive.Store, spec rangeSpec
 		}
 		accounts = []string{caller}
 	}
-	var parts []Partition
+	var parts []contract.Partition
 	for _, a := range accounts {
 		prefix := archive.ManifestRoot + a + "/"
 		keys, err := store.List(ctx, prefix)
@@ -228,7 +230,7 @@ func archivedPartitions(ctx context.Context, store archive.Store, spec rangeSpec
 			region, _, ok := strings.Cut(strings.TrimPrefix(k, prefix), "/")
 			if ok && !seen[region] && validate.Region(region) == nil {
 				seen[region] = true
-				parts = append(parts, Partition{Account: a, Region: region})
+				parts = append(parts, contract.Partition{Account: a, Region: region})
 			}
 		}
 		if len(seen) == 0 {
@@ -245,7 +247,7 @@ func archivedPartitions(ctx context.Context, store archive.Store, spec rangeSpec
 }
 
 // verifyArchive verifies every partition, four at a time.
-func verifyArchive(ctx context.Context, store archive.Store, spec rangeSpec, parts []Partition) (*VerifyReport, error) {
+func verifyArchive(ctx context.Context, store archive.Store, spec rangeSpec, parts []contract.Partition) (*VerifyReport, error) {
 	var windows []archive.VerifyWindow
 	for _, w := range engine.Windows(spec.Start, spec.End, spec.Window) {
 		windows = append(windows, archive.VerifyWindow{Start: w.Start, From: w.From, To: w.To})

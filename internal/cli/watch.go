@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -14,8 +15,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 	"github.com/schollz/progressbar/v3"
+
 	"github.com/trailfill/trailfill/internal/archive"
 	"github.com/trailfill/trailfill/internal/awsconf"
+	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/engine"
 	"github.com/trailfill/trailfill/statemachine/local"
 )
@@ -30,7 +33,7 @@ import (
 // finished partition costs nothing more.
 func cmdWatch(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "watch", "EXECUTION [--stack NAME] [--interval 5s]")
-	stack := fs.String("stack", stackFlag(env), "the deployed trailfill stack: resolves an execution name and locates the archive for progress ($"+EnvStack+" sets the default)")
+	stack := fs.String("stack", stackFlag(env), "the deployed trailfill stack: resolves an execution name and locates the archive for progress ($"+contract.EnvStack+" sets the default)")
 	interval := fs.Duration("interval", 5*time.Second, "how often to poll the execution")
 	profile := fs.String("profile", "", "AWS shared-config profile (default: AWS_PROFILE or default)")
 	// Flags may come before or after EXECUTION.
@@ -193,7 +196,7 @@ func (w *watcher) watch(ctx context.Context, arn string) error {
 		return err
 	}
 	name := aws.ToString(desc.Name)
-	var in ExecutionInput
+	var in contract.ExecutionInput
 	var scan *archiveScanner
 	var total int64
 	if json.Unmarshal([]byte(aws.ToString(desc.Input)), &in) == nil && len(in.Partitions) > 0 {
@@ -297,8 +300,8 @@ func (w *watcher) outcome(ctx context.Context, desc *sfn.DescribeExecutionOutput
 	name := aws.ToString(desc.Name)
 	if desc.Status == sfntypes.ExecutionStatusSucceeded {
 		var out struct {
-			Partitions []PartitionOutcome `json:"partitions"`
-			Events     int64              `json:"events"`
+			Partitions []contract.PartitionSummary `json:"partitions"`
+			Events     int64                       `json:"events"`
 		}
 		if json.Unmarshal([]byte(aws.ToString(desc.Output)), &out) != nil || out.Partitions == nil {
 			fmt.Fprintf(env.Stderr, "trailfill: execution %s succeeded%s\n", name, took)
@@ -315,85 +318,36 @@ func (w *watcher) outcome(ctx context.Context, desc *sfn.DescribeExecutionOutput
 	}
 	status := strings.ToLower(strings.ReplaceAll(string(desc.Status), "_", " "))
 	fmt.Fprintf(env.Stderr, "trailfill: execution %s %s%s: %s\n", name, status, took, aws.ToString(desc.Error))
-	failed := w.failedPartitions(ctx, aws.ToString(desc.ExecutionArn))
-	if failed == nil {
-		// Not a partition failure (a timeout, an abort, a Map Run error):
-		// the cause says what happened.
-		for _, line := range strings.Split(aws.ToString(desc.Cause), " | ") {
-			if line = oneLine(line); line != "" {
-				fmt.Fprintf(env.Stderr, "  %s\n", line)
-			}
-		}
+	failed, err := printFailure(env.Stderr, aws.ToString(desc.Error), aws.ToString(desc.Cause))
+	if err != nil {
+		return fmt.Errorf("execution %s %s: %w", name, status, err)
+	}
+	if failed == 0 {
 		return failedError{fmt.Sprintf("execution %s %s: fix the cause above and start the same backfill again (archived windows are skipped)", name, status)}
 	}
-	for _, p := range failed {
-		fmt.Fprintf(env.Stderr, "  failed %s/%s: %s: %s\n", p.Account, p.Region, p.Error, causeMessage(p.Cause))
-	}
-	return failedError{fmt.Sprintf("execution %s %s: %d partition(s) failed; fix the cause above and start the same backfill again (archived windows are skipped)", name, status, len(failed))}
+	return failedError{fmt.Sprintf("execution %s %s: %d partition(s) failed; fix the cause above and start the same backfill again (archived windows are skipped)", name, status, failed)}
 }
 
-// failedPartitions reads the failed partitions from the input of the
-// "Backfill failed" state (GetExecutionHistory, newest first), or from the
-// execution's cause, where the state machine lists them as
-// "account/region: error: cause" joined by " | ". nil: the execution did
-// not fail in its partitions.
-func (w *watcher) failedPartitions(ctx context.Context, arn string) []PartitionOutcome {
-	out, err := w.sfn.GetExecutionHistory(ctx, &sfn.GetExecutionHistoryInput{ExecutionArn: aws.String(arn), ReverseOrder: true, MaxResults: 20})
-	if err == nil {
-		for _, ev := range out.Events {
-			if ev.Type != sfntypes.HistoryEventTypeFailStateEntered || ev.StateEnteredEventDetails == nil {
-				continue
-			}
-			var in struct {
-				Partitions []PartitionOutcome `json:"partitions"`
-			}
-			if json.Unmarshal([]byte(aws.ToString(ev.StateEnteredEventDetails.Input)), &in) != nil {
-				break
-			}
-			var failed []PartitionOutcome
-			for _, p := range in.Partitions {
-				if p.Failed {
-					failed = append(failed, p)
-				}
-			}
-			if len(failed) > 0 {
-				return failed
-			}
-			break
+// printFailure prints why an execution failed, one line per failed
+// partition when the state machine failed it for its partitions (the typed
+// cause of contract.ErrorPartitionsFailed), else the cause as it is. It
+// returns the number of failed partitions (0: not a partition failure).
+func printFailure(w io.Writer, errName, cause string) (int, error) {
+	if errName != contract.ErrorPartitionsFailed {
+		// A timeout, an abort, a Map Run error: the cause says what happened.
+		if c := oneLine(cause); c != "" {
+			fmt.Fprintf(w, "  %s\n", c)
 		}
+		return 0, nil
 	}
-	desc, err := w.sfn.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)})
-	if err != nil || aws.ToString(desc.Error) != "trailfill.PartitionsFailed" {
-		return nil
+	fc, err := contract.DecodeFailureCause(cause)
+	if err != nil {
+		return 0, fmt.Errorf("its cause is not the state machine's (redeploy the stack with this trailfill): %w", err)
 	}
-	// "N partition(s) failed; re-run ... . acct/region: error: cause | ..."
-	cause := aws.ToString(desc.Cause)
-	if i := strings.Index(cause, "skipped). "); i >= 0 {
-		cause = cause[i+len("skipped). "):]
+	for _, p := range fc.Partitions {
+		fmt.Fprintf(w, "  failed %s/%s: %s: %s\n", p.Account, p.Region, p.Error, oneLine(contract.CauseMessage(p.Cause)))
 	}
-	var failed []PartitionOutcome
-	for _, item := range strings.Split(cause, " | ") {
-		where, rest, ok := strings.Cut(item, ": ")
-		acct, region, ok2 := strings.Cut(where, "/")
-		if !ok || !ok2 {
-			continue
-		}
-		errName, c, _ := strings.Cut(rest, ": ")
-		failed = append(failed, PartitionOutcome{Account: acct, Region: region, Failed: true, Error: errName, Cause: c})
-	}
-	return failed
-}
-
-// causeMessage returns the errorMessage of a Lambda error cause
-// ({"errorMessage": ..., "errorType": ...}), or the cause as it is.
-func causeMessage(cause string) string {
-	var c struct {
-		ErrorMessage string `json:"errorMessage"`
-	}
-	if json.Unmarshal([]byte(cause), &c) == nil && c.ErrorMessage != "" {
-		return oneLine(c.ErrorMessage)
-	}
-	return oneLine(cause)
+	return fc.Failed, nil
 }
 
 // eta estimates the time left from the progress made since the watch began.
@@ -466,13 +420,13 @@ func (d *display) show(s snapshot, eta string, final bool) {
 // partitions that are not complete yet.
 type archiveScanner struct {
 	store   archive.Store
-	parts   []Partition
+	parts   []contract.Partition
 	windows map[int64]engine.Window // by aligned start
 	from    time.Time
 	to      time.Time
 
 	mu    sync.Mutex
-	state map[Partition]*partitionScan
+	state map[contract.Partition]*partitionScan
 }
 
 type partitionScan struct {
@@ -482,8 +436,8 @@ type partitionScan struct {
 	done    bool
 }
 
-func newArchiveScanner(store archive.Store, parts []Partition, start, end time.Time, window time.Duration) *archiveScanner {
-	a := &archiveScanner{store: store, parts: parts, windows: map[int64]engine.Window{}, state: map[Partition]*partitionScan{}}
+func newArchiveScanner(store archive.Store, parts []contract.Partition, start, end time.Time, window time.Duration) *archiveScanner {
+	a := &archiveScanner{store: store, parts: parts, windows: map[int64]engine.Window{}, state: map[contract.Partition]*partitionScan{}}
 	ws := engine.Windows(start, end, window)
 	for _, w := range ws {
 		a.windows[w.Start.Unix()] = w
@@ -534,7 +488,7 @@ func (a *archiveScanner) scan(ctx context.Context) (windows, events int64, err e
 	return windows, events, nil
 }
 
-func (a *archiveScanner) scanPartition(ctx context.Context, p Partition, st *partitionScan) error {
+func (a *archiveScanner) scanPartition(ctx context.Context, p contract.Partition, st *partitionScan) error {
 	keys, err := a.store.List(ctx, archive.ManifestPrefix(p.Account, p.Region))
 	if err != nil {
 		return err

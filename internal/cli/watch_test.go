@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
+
 	"github.com/trailfill/trailfill/internal/archive"
+	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/testkit"
 )
 
@@ -257,41 +257,32 @@ missing windows:
 	}
 }
 
-// stubSFN answers DescribeExecution and GetExecutionHistory from fixed values.
-type stubSFN struct {
-	StepFunctionsAPI
-	desc    *sfn.DescribeExecutionOutput
-	history []sfntypes.HistoryEvent
-}
-
-func (s *stubSFN) DescribeExecution(context.Context, *sfn.DescribeExecutionInput, ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error) {
-	return s.desc, nil
-}
-
-func (s *stubSFN) GetExecutionHistory(context.Context, *sfn.GetExecutionHistoryInput, ...func(*sfn.Options)) (*sfn.GetExecutionHistoryOutput, error) {
-	return &sfn.GetExecutionHistoryOutput{Events: s.history}, nil
-}
-
-func TestFailedPartitionsFromCause(t *testing.T) {
-	// Without the history (for example when it was not readable), the
-	// failed partitions come from the cause the state machine wrote.
-	cause := `2 partition(s) failed; re-run the same backfill to resume (archived windows are skipped). 333333333333/eu-west-1: PartitionError: {"errorMessage":"partition 333333333333/eu-west-1: access denied","errorType":"PartitionError"} | 333333333333/us-east-1: States.Timeout: Task timed out`
-	stub := &stubSFN{desc: &sfn.DescribeExecutionOutput{Error: aws.String("trailfill.PartitionsFailed"), Cause: aws.String(cause)}}
-	w := &watcher{sfn: stub}
-	got := w.failedPartitions(context.Background(), "arn")
-	if len(got) != 2 {
-		t.Fatalf("failed partitions %+v", got)
+func TestPrintFailure(t *testing.T) {
+	cause, err := json.Marshal(contract.FailureCause{Message: "2 partition(s) failed", Failed: 2, Partitions: []contract.PartitionSummary{
+		{Account: acctNoRole, Region: "eu-west-1", Failed: true, Error: contract.ErrorPartition, Cause: `{"errorMessage":"partition 333333333333/eu-west-1: access denied","errorType":"PartitionError"}`},
+		{Account: acctNoRole, Region: "us-east-1", Failed: true, Error: "States.Timeout", Cause: "Task timed out"},
+	}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got[0].Account != acctNoRole || got[0].Region != "eu-west-1" || got[0].Error != "PartitionError" || causeMessage(got[0].Cause) != "partition 333333333333/eu-west-1: access denied" {
-		t.Errorf("first: %+v", got[0])
-	}
-	if got[1].Region != "us-east-1" || got[1].Error != "States.Timeout" || causeMessage(got[1].Cause) != "Task timed out" {
-		t.Errorf("second: %+v", got[1])
-	}
-	// Another error is not a partition failure.
-	stub.desc.Error = aws.String("States.Runtime")
-	if got := w.failedPartitions(context.Background(), "arn"); got != nil {
-		t.Errorf("States.Runtime: %+v", got)
+	for _, tc := range []struct {
+		name, errName, cause string
+		failed               int
+		want                 string
+		wantErr              bool
+	}{
+		{"partitions", contract.ErrorPartitionsFailed, string(cause), 2,
+			"  failed 333333333333/eu-west-1: PartitionError: partition 333333333333/eu-west-1: access denied\n  failed 333333333333/us-east-1: States.Timeout: Task timed out\n", false},
+		{"another error", "States.Runtime", "the history\nis full", 0, "  the history is full\n", false},
+		{"cause not typed", contract.ErrorPartitionsFailed, "2 partition(s) failed", 0, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b strings.Builder
+			failed, err := printFailure(&b, tc.errName, tc.cause)
+			if (err != nil) != tc.wantErr || failed != tc.failed || b.String() != tc.want {
+				t.Errorf("failed %d, err %v, printed %q; want %d, error %v, %q", failed, err, b.String(), tc.failed, tc.wantErr, tc.want)
+			}
+		})
 	}
 }
 

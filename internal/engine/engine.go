@@ -43,7 +43,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/smithy-go"
+
 	"github.com/trailfill/trailfill/internal/archive"
+	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/pace"
 )
 
@@ -92,15 +94,8 @@ type Result struct {
 }
 
 // Piece is a part of a 5-minute slice that was read completely and written as
-// one trail file (Events 0: no file). Its file name derives from the slice and
-// the interval; the counts and checksum go into the window's manifest.
-type Piece struct {
-	From   time.Time `json:"from"`
-	To     time.Time `json:"to"`
-	Events int       `json:"events,omitempty"`
-	Bytes  int       `json:"bytes,omitempty"`
-	SHA256 string    `json:"sha256,omitempty"`
-}
+// one trail file (Events 0: no file); it travels in the invocation cursor.
+type Piece = contract.Piece
 
 // Progress holds counters shared by all partitions of a backfill, for progress
 // display. All fields are updated atomically.

@@ -11,8 +11,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
 	"github.com/trailfill/trailfill/internal/archive"
 	"github.com/trailfill/trailfill/internal/backfill"
+	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/emulator"
 	"github.com/trailfill/trailfill/internal/engine"
 	"github.com/trailfill/trailfill/internal/testkit"
@@ -22,7 +24,7 @@ const (
 	caller  = "111111111111"
 	member  = "222222222222"
 	rapid   = 400.0 // requests/s: time-scaled quota so tests stay fast
-	roleFor = backfill.DefaultRoleName
+	roleFor = contract.DefaultRoleName
 )
 
 // fixture is an emulator, clients as the caller account, and an archive.
@@ -290,7 +292,7 @@ func TestStopAtDeadlineResumesWithoutLossOrDuplicates(t *testing.T) {
 	start, end := day.Add(5*time.Hour), day.Add(6*time.Hour)
 	evs := testkit.Retimed(t, member, "us-east-1", testkit.Spaced(start, 150*time.Millisecond, 12000))
 	testkit.Load(t, f.emu, evs)
-	var done []engine.Piece
+	var done []contract.Piece
 	invocations := 0
 	for {
 		invocations++

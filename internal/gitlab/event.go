@@ -19,25 +19,6 @@ import (
 	"time"
 )
 
-// Environment variables read by the receiver Lambda (functions/gitlab-receiver).
-// The CDK stack sets them.
-const (
-	// EnvBucket names the archive bucket (required).
-	EnvBucket = "TRAILFILL_GITLAB_BUCKET"
-	// EnvPrefix is the key prefix inside the bucket, without leading or trailing
-	// '/' (optional, default none).
-	EnvPrefix = "TRAILFILL_GITLAB_PREFIX"
-	// EnvSource is the <source> path segment (optional, default DefaultSource).
-	EnvSource = "TRAILFILL_GITLAB_SOURCE"
-	// EnvTokensParam names the SSM SecureString parameter holding the
-	// verification tokens, one per line (required). It is read once, at cold
-	// start, with decryption.
-	EnvTokensParam = "TRAILFILL_GITLAB_TOKENS_PARAM"
-	// EnvMaxBody is the largest accepted request body in bytes (optional,
-	// default DefaultMaxBody).
-	EnvMaxBody = "TRAILFILL_GITLAB_MAX_BODY"
-)
-
 // DefaultSource is the <source> segment used when none is configured.
 const DefaultSource = "gitlab"
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/trailfill/trailfill/internal/archive"
 	"github.com/trailfill/trailfill/internal/awsconf"
+	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/gitlab"
 )
 
@@ -29,9 +30,6 @@ const (
 	ExitFailed = 1
 	ExitUsage  = 2
 )
-
-// TokenEnv holds the GitLab API token for backfill.
-const TokenEnv = "GITLAB_TOKEN"
 
 const usage = `usage:
   trailfill gitlab serve    --token-file FILE [--listen ADDR] [--out DIR|s3://bucket/prefix]
@@ -375,9 +373,9 @@ func (e *Env) backfill(ctx context.Context, args []string) error {
 	if err := gitlab.ValidateSource(*source); err != nil {
 		return usagef("--source: %v", err)
 	}
-	token := strings.TrimSpace(e.getenv(TokenEnv))
+	token := strings.TrimSpace(e.getenv(contract.EnvGitLabToken))
 	if token == "" {
-		return usagef("%s is not set: export it with an access token that has the read_api scope", TokenEnv)
+		return usagef("%s is not set: export it with an access token that has the read_api scope", contract.EnvGitLabToken)
 	}
 	client, err := gitlab.NewClient(*rawURL, token)
 	if err != nil {

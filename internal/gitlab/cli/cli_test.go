@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/emulator"
 	"github.com/trailfill/trailfill/internal/gitlab"
 	"github.com/trailfill/trailfill/internal/gitlab/gitlabemu"
@@ -103,24 +104,24 @@ func TestUsageErrors(t *testing.T) {
 		{nil, nil, "missing command"},
 		{[]string{"frobnicate"}, nil, "unknown command"},
 		{with(), nil, "GITLAB_TOKEN is not set"},
-		{drop("--url"), map[string]string{TokenEnv: apiToken}, "--url is required"},
-		{replace("--url", "ftp://x"), map[string]string{TokenEnv: apiToken}, "https://gitlab.com"},
-		{drop("--group"), map[string]string{TokenEnv: apiToken}, "exactly one of --group, --project or --instance"},
-		{with("--instance"), map[string]string{TokenEnv: apiToken}, "exactly one of"},
-		{with("--project", "a/b"), map[string]string{TokenEnv: apiToken}, "exactly one of"},
-		{replace("--group", "/abs"), map[string]string{TokenEnv: apiToken}, "invalid group"},
-		{drop("--start"), map[string]string{TokenEnv: apiToken}, "--start is required"},
-		{replace("--start", "2025-03-01"), map[string]string{TokenEnv: apiToken}, "not an RFC 3339 time"},
-		{replace("--end", "2025-02-01T00:00:00Z"), map[string]string{TokenEnv: apiToken}, "must be after --start"},
-		{replace("--end", "2025-04-01T00:00:00Z"), map[string]string{TokenEnv: apiToken}, "in the future"},
-		{with("--window", "7h"), map[string]string{TokenEnv: apiToken}, "must divide 24h"},
-		{with("--window", "744h"), map[string]string{TokenEnv: apiToken}, "30 days"},
-		{with("--concurrency", "0"), map[string]string{TokenEnv: apiToken}, "--concurrency"},
-		{with("--rps", "-1"), map[string]string{TokenEnv: apiToken}, "--rps"},
-		{with("--source", "_x"), map[string]string{TokenEnv: apiToken}, "--source"},
-		{replace("--out", "s3://A_B/x"), map[string]string{TokenEnv: apiToken}, "--out"},
-		{with("--bogus"), map[string]string{TokenEnv: apiToken}, "bogus"},
-		{with("extra"), map[string]string{TokenEnv: apiToken}, "unexpected argument"},
+		{drop("--url"), map[string]string{contract.EnvGitLabToken: apiToken}, "--url is required"},
+		{replace("--url", "ftp://x"), map[string]string{contract.EnvGitLabToken: apiToken}, "https://gitlab.com"},
+		{drop("--group"), map[string]string{contract.EnvGitLabToken: apiToken}, "exactly one of --group, --project or --instance"},
+		{with("--instance"), map[string]string{contract.EnvGitLabToken: apiToken}, "exactly one of"},
+		{with("--project", "a/b"), map[string]string{contract.EnvGitLabToken: apiToken}, "exactly one of"},
+		{replace("--group", "/abs"), map[string]string{contract.EnvGitLabToken: apiToken}, "invalid group"},
+		{drop("--start"), map[string]string{contract.EnvGitLabToken: apiToken}, "--start is required"},
+		{replace("--start", "2025-03-01"), map[string]string{contract.EnvGitLabToken: apiToken}, "not an RFC 3339 time"},
+		{replace("--end", "2025-02-01T00:00:00Z"), map[string]string{contract.EnvGitLabToken: apiToken}, "must be after --start"},
+		{replace("--end", "2025-04-01T00:00:00Z"), map[string]string{contract.EnvGitLabToken: apiToken}, "in the future"},
+		{with("--window", "7h"), map[string]string{contract.EnvGitLabToken: apiToken}, "must divide 24h"},
+		{with("--window", "744h"), map[string]string{contract.EnvGitLabToken: apiToken}, "30 days"},
+		{with("--concurrency", "0"), map[string]string{contract.EnvGitLabToken: apiToken}, "--concurrency"},
+		{with("--rps", "-1"), map[string]string{contract.EnvGitLabToken: apiToken}, "--rps"},
+		{with("--source", "_x"), map[string]string{contract.EnvGitLabToken: apiToken}, "--source"},
+		{replace("--out", "s3://A_B/x"), map[string]string{contract.EnvGitLabToken: apiToken}, "--out"},
+		{with("--bogus"), map[string]string{contract.EnvGitLabToken: apiToken}, "bogus"},
+		{with("extra"), map[string]string{contract.EnvGitLabToken: apiToken}, "unexpected argument"},
 		{[]string{"serve", "--out", out}, nil, "--token-file is required"},
 		{[]string{"serve", "--out", out, "--token-file", filepath.Join(dir, "missing")}, nil, "--token-file"},
 		{[]string{"serve", "--out", out, "--token-file", tokFile}, nil, "minimum is 16"},
@@ -175,7 +176,7 @@ func TestBackfillCommand(t *testing.T) {
 	out := t.TempDir()
 	args := []string{"backfill", "--url", emu.URL(), "--project", "acme/app",
 		"--start", "2025-03-01T00:00:00Z", "--end", "2025-03-04T00:00:00Z", "--out", out, "--json", "--rps", "0"}
-	vars := map[string]string{TokenEnv: apiToken}
+	vars := map[string]string{contract.EnvGitLabToken: apiToken}
 	var stdout, stderr syncBuffer
 	if code := env(&stdout, &stderr, vars).Main(context.Background(), args); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
@@ -232,7 +233,7 @@ func TestBackfillCommand(t *testing.T) {
 		}
 	}
 	stdout, stderr = syncBuffer{}, syncBuffer{}
-	code := env(&stdout, &stderr, map[string]string{TokenEnv: "bad-token"}).Main(context.Background(), args)
+	code := env(&stdout, &stderr, map[string]string{contract.EnvGitLabToken: "bad-token"}).Main(context.Background(), args)
 	if code != ExitFailed || !strings.Contains(stderr.String(), "GITLAB_TOKEN") || !strings.Contains(stdout.String(), `"failed"`) {
 		t.Fatalf("bad token: exit %d, %s %s", code, stdout.String(), stderr.String())
 	}
@@ -389,7 +390,7 @@ func TestStreamThenBackfillOnS3(t *testing.T) {
 	}
 	var stdout syncBuffer
 	stderr = syncBuffer{}
-	code := env(&stdout, &stderr, map[string]string{TokenEnv: apiToken}).Main(context.Background(), []string{
+	code := env(&stdout, &stderr, map[string]string{contract.EnvGitLabToken: apiToken}).Main(context.Background(), []string{
 		"backfill", "--url", api.URL(), "--group", "9", "--start", "2025-03-02T00:00:00Z", "--end", "2025-03-03T00:00:00Z",
 		"--out", "s3://audit-archive/org", "--json"})
 	if code != 0 {

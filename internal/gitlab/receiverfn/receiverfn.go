@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/trailfill/trailfill/internal/archive"
+	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/gitlab"
 )
 
@@ -33,37 +34,37 @@ type Config struct {
 // ConfigFromEnv reads the configuration with getenv (os.Getenv) and checks it.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
-		Bucket:      strings.TrimSpace(getenv(gitlab.EnvBucket)),
-		Prefix:      strings.Trim(strings.TrimSpace(getenv(gitlab.EnvPrefix)), "/"),
-		Source:      strings.TrimSpace(getenv(gitlab.EnvSource)),
-		TokensParam: strings.TrimSpace(getenv(gitlab.EnvTokensParam)),
+		Bucket:      strings.TrimSpace(getenv(contract.EnvGitLabBucket)),
+		Prefix:      strings.Trim(strings.TrimSpace(getenv(contract.EnvGitLabPrefix)), "/"),
+		Source:      strings.TrimSpace(getenv(contract.EnvGitLabSource)),
+		TokensParam: strings.TrimSpace(getenv(contract.EnvGitLabTokensParam)),
 		MaxBody:     gitlab.DefaultMaxBody,
 	}
 	if c.Source == "" {
 		c.Source = gitlab.DefaultSource
 	}
 	if c.Bucket == "" {
-		return c, fmt.Errorf("%s is not set: set it to the archive bucket name", gitlab.EnvBucket)
+		return c, fmt.Errorf("%s is not set: set it to the archive bucket name", contract.EnvGitLabBucket)
 	}
 	if c.TokensParam == "" {
-		return c, fmt.Errorf("%s is not set: set it to the SSM SecureString parameter holding the tokens", gitlab.EnvTokensParam)
+		return c, fmt.Errorf("%s is not set: set it to the SSM SecureString parameter holding the tokens", contract.EnvGitLabTokensParam)
 	}
-	if v := strings.TrimSpace(getenv(gitlab.EnvMaxBody)); v != "" {
+	if v := strings.TrimSpace(getenv(contract.EnvGitLabMaxBody)); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n <= 0 {
-			return c, fmt.Errorf("%s=%q is not a positive number of bytes", gitlab.EnvMaxBody, v)
+			return c, fmt.Errorf("%s=%q is not a positive number of bytes", contract.EnvGitLabMaxBody, v)
 		}
 		c.MaxBody = n
 	}
 	if err := gitlab.ValidateSource(c.Source); err != nil {
-		return c, fmt.Errorf("%s: %w", gitlab.EnvSource, err)
+		return c, fmt.Errorf("%s: %w", contract.EnvGitLabSource, err)
 	}
 	dest := "s3://" + c.Bucket
 	if c.Prefix != "" {
 		dest += "/" + c.Prefix
 	}
 	if _, err := archive.ParseDestination(dest); err != nil {
-		return c, fmt.Errorf("%s/%s: %w", gitlab.EnvBucket, gitlab.EnvPrefix, err)
+		return c, fmt.Errorf("%s/%s: %w", contract.EnvGitLabBucket, contract.EnvGitLabPrefix, err)
 	}
 	return c, nil
 }

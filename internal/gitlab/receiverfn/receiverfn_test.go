@@ -19,8 +19,8 @@ import (
 
 	"github.com/trailfill/trailfill/internal/archive"
 	"github.com/trailfill/trailfill/internal/awsconf"
+	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/emulator"
-	"github.com/trailfill/trailfill/internal/gitlab"
 )
 
 const (
@@ -45,7 +45,7 @@ func (f *fakeSSM) GetParameter(_ context.Context, in *ssm.GetParameterInput, _ .
 func TestConfigFromEnv(t *testing.T) {
 	get := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	c, err := ConfigFromEnv(get(map[string]string{
-		gitlab.EnvBucket: "archive-bucket", gitlab.EnvPrefix: "/audit/", gitlab.EnvTokensParam: "/trailfill/gitlab/tokens",
+		contract.EnvGitLabBucket: "archive-bucket", contract.EnvGitLabPrefix: "/audit/", contract.EnvGitLabTokensParam: "/trailfill/gitlab/tokens",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -55,19 +55,19 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Fatalf("config %+v, want %+v", c, want)
 	}
 	c, err = ConfigFromEnv(get(map[string]string{
-		gitlab.EnvBucket: "b-1", gitlab.EnvTokensParam: "p", gitlab.EnvSource: "gitlab.com", gitlab.EnvMaxBody: "65536",
+		contract.EnvGitLabBucket: "b-1", contract.EnvGitLabTokensParam: "p", contract.EnvGitLabSource: "gitlab.com", contract.EnvGitLabMaxBody: "65536",
 	}))
 	if err != nil || c.Source != "gitlab.com" || c.MaxBody != 65536 {
 		t.Fatalf("config %+v, %v", c, err)
 	}
 	for name, m := range map[string]map[string]string{
-		"no bucket":  {gitlab.EnvTokensParam: "p"},
-		"no param":   {gitlab.EnvBucket: "b-1"},
-		"bad body":   {gitlab.EnvBucket: "b-1", gitlab.EnvTokensParam: "p", gitlab.EnvMaxBody: "1MiB"},
-		"zero body":  {gitlab.EnvBucket: "b-1", gitlab.EnvTokensParam: "p", gitlab.EnvMaxBody: "0"},
-		"bad source": {gitlab.EnvBucket: "b-1", gitlab.EnvTokensParam: "p", gitlab.EnvSource: "a/b"},
-		"bad bucket": {gitlab.EnvBucket: "Bad_Bucket", gitlab.EnvTokensParam: "p"},
-		"bad prefix": {gitlab.EnvBucket: "b-1", gitlab.EnvTokensParam: "p", gitlab.EnvPrefix: "a//b"},
+		"no bucket":  {contract.EnvGitLabTokensParam: "p"},
+		"no param":   {contract.EnvGitLabBucket: "b-1"},
+		"bad body":   {contract.EnvGitLabBucket: "b-1", contract.EnvGitLabTokensParam: "p", contract.EnvGitLabMaxBody: "1MiB"},
+		"zero body":  {contract.EnvGitLabBucket: "b-1", contract.EnvGitLabTokensParam: "p", contract.EnvGitLabMaxBody: "0"},
+		"bad source": {contract.EnvGitLabBucket: "b-1", contract.EnvGitLabTokensParam: "p", contract.EnvGitLabSource: "a/b"},
+		"bad bucket": {contract.EnvGitLabBucket: "Bad_Bucket", contract.EnvGitLabTokensParam: "p"},
+		"bad prefix": {contract.EnvGitLabBucket: "b-1", contract.EnvGitLabTokensParam: "p", contract.EnvGitLabPrefix: "a//b"},
 	} {
 		if _, err := ConfigFromEnv(get(m)); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -128,7 +128,7 @@ func TestLambdaOnS3(t *testing.T) {
 		BaseEndpoint: aws.String(emu.URL()),
 	})
 	cfg, err := ConfigFromEnv(func(k string) string {
-		return map[string]string{gitlab.EnvBucket: "gitlab-archive", gitlab.EnvPrefix: "audit", gitlab.EnvTokensParam: "/tok", gitlab.EnvMaxBody: "4096"}[k]
+		return map[string]string{contract.EnvGitLabBucket: "gitlab-archive", contract.EnvGitLabPrefix: "audit", contract.EnvGitLabTokensParam: "/tok", contract.EnvGitLabMaxBody: "4096"}[k]
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,126 @@
+package contract
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Partition is one (account, region) of a backfill.
+type Partition struct {
+	Account string `json:"account"`
+	Region  string `json:"region"`
+}
+
+func (p Partition) String() string { return p.Account + "/" + p.Region }
+
+// ExecutionInput is the input of the backfill state machine, written by
+// `trailfill start` (Step Functions) and `trailfill run` (the local executor).
+type ExecutionInput struct {
+	Partitions     []Partition `json:"partitions"`
+	Start          string      `json:"start"` // RFC 3339
+	End            string      `json:"end"`   // RFC 3339, exclusive
+	WindowMinutes  int         `json:"window_minutes"`
+	RoleName       string      `json:"role_name"`
+	Destination    string      `json:"destination,omitempty"`
+	MaxConcurrency int         `json:"max_concurrency"`
+}
+
+// Invocation is the payload of one backfill Lambda invocation and its answer:
+// the partition, the range and the cursor. The state machine builds the first
+// one per partition (the Map's ItemSelector) and passes each answer back in
+// until Done.
+type Invocation struct {
+	Account       string    `json:"account"`
+	Region        string    `json:"region"`
+	Start         time.Time `json:"start"`
+	End           time.Time `json:"end"`
+	WindowMinutes int       `json:"window_minutes"`
+	RoleName      string    `json:"role_name,omitempty"`   // must match the function's, if set
+	Destination   string    `json:"destination,omitempty"` // must match the function's archive, if set
+	Done          bool      `json:"done"`
+	Cursor        Cursor    `json:"cursor"`
+}
+
+// Cursor carries progress between invocations of one partition. Windows with a
+// manifest are found again from the archive; Written lists the pieces of slices
+// (with their counts and checksums) that an invocation wrote before it stopped
+// inside windows it could not finish.
+type Cursor struct {
+	Written        []Piece `json:"written,omitempty"`
+	Invocations    int     `json:"invocations"`
+	Events         int64   `json:"events"`
+	Files          int64   `json:"files"`
+	Pages          int64   `json:"pages"`
+	Windows        int     `json:"windows"`
+	WindowsSkipped int     `json:"windows_skipped"`
+	WindowsTotal   int     `json:"windows_total"`
+}
+
+// Piece is a part of a 5-minute slice that an invocation read completely and
+// wrote as one trail file (Events 0: no file).
+type Piece struct {
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+	Events int       `json:"events,omitempty"`
+	Bytes  int       `json:"bytes,omitempty"`
+	SHA256 string    `json:"sha256,omitempty"`
+}
+
+// PartitionSummary is one partition's line in the state machine's output: what
+// the child execution archived, or why it failed.
+type PartitionSummary struct {
+	Account        string `json:"account"`
+	Region         string `json:"region"`
+	Failed         bool   `json:"failed"`
+	Error          string `json:"error,omitempty"`
+	Cause          string `json:"cause,omitempty"`
+	Events         int64  `json:"events"`
+	Files          int64  `json:"files"`
+	Pages          int64  `json:"pages"`
+	Windows        int    `json:"windows"`
+	WindowsSkipped int    `json:"windows_skipped"`
+	WindowsTotal   int    `json:"windows_total"`
+	Invocations    int    `json:"invocations"`
+}
+
+// ExecutionOutput is the output of a backfill execution that succeeded, and
+// the input of its final Choice.
+type ExecutionOutput struct {
+	Partitions []PartitionSummary `json:"partitions"`
+	Events     int64              `json:"events"`
+	Failed     int                `json:"failed"`
+}
+
+// FailureCause is the Cause of the Fail state (error ErrorPartitionsFailed):
+// a JSON document, so that `trailfill watch` decodes it instead of parsing prose.
+type FailureCause struct {
+	Message    string             `json:"message"`
+	Failed     int                `json:"failed"`
+	Partitions []PartitionSummary `json:"partitions"` // the failed ones
+}
+
+// DecodeFailureCause decodes the Cause of a failed execution.
+func DecodeFailureCause(cause string) (*FailureCause, error) {
+	var c FailureCause
+	if err := json.Unmarshal([]byte(cause), &c); err != nil {
+		return nil, fmt.Errorf("decode the execution's failure cause: %w", err)
+	}
+	return &c, nil
+}
+
+// LambdaErrorCause is the Cause Step Functions records for a Lambda function
+// error: the function's error payload.
+type LambdaErrorCause struct {
+	ErrorMessage string `json:"errorMessage"`
+	ErrorType    string `json:"errorType"`
+}
+
+// CauseMessage returns the errorMessage of a Lambda error cause, or the cause as it is.
+func CauseMessage(cause string) string {
+	var c LambdaErrorCause
+	if json.Unmarshal([]byte(cause), &c) == nil && c.ErrorMessage != "" {
+		return c.ErrorMessage
+	}
+	return cause
+}
