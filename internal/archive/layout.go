@@ -65,6 +65,5 @@ func ManifestPrefix(account, region string) string {
 
 // ManifestKey is the key of the manifest of the window that starts (aligned) at windowStart.
 func ManifestKey(account, region string, windowStart time.Time) string {
-	w := windowStart.UTC()
-	return ManifestPrefix(account, region) + w.Format("2006/01/02/20060102T1504Z") + ".json"
+	return WindowManifestKey(ManifestPrefix(account, region), windowStart)
 }

@@ -2,10 +2,6 @@ package archive
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"strings"
 	"time"
 )
 
@@ -48,18 +44,19 @@ type ManifestQuery struct {
 // Key is where m is stored.
 func (m *Manifest) Key() string { return ManifestKey(m.Account, m.Region, m.WindowStart) }
 
+// Header implements ManifestDoc.
+func (m *Manifest) Header() ManifestHeader {
+	return ManifestHeader{Version: m.Version, WindowStart: m.WindowStart}
+}
+
 // Covers reports whether the manifest covers [from, to).
 func (m *Manifest) Covers(from, to time.Time) bool {
 	return !m.From.After(from) && !m.To.Before(to)
 }
 
-// WriteManifest stores m atomically.
-func WriteManifest(ctx context.Context, s Store, m *Manifest) error {
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode manifest: %w", err)
-	}
-	return s.Put(ctx, m.Key(), append(b, '\n'))
+// DecodeCloudTrailManifest decodes and checks the manifest stored at key.
+func DecodeCloudTrailManifest(key string, body []byte) (*Manifest, error) {
+	return DecodeManifest[Manifest](key, body, ManifestVersion)
 }
 
 // ReadManifest reads and checks the manifest at key.
@@ -68,48 +65,12 @@ func ReadManifest(ctx context.Context, s Store, key string) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	var m Manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("decode manifest %s: %w", key, err)
-	}
-	if m.Version != ManifestVersion {
-		return nil, fmt.Errorf("manifest %s has version %d, this trailfill reads %d: upgrade trailfill", key, m.Version, ManifestVersion)
-	}
-	if key != m.Key() {
-		return nil, fmt.Errorf("manifest %s describes %s/%s window %s: it was moved or edited", key, m.Account, m.Region, m.WindowStart.Format(time.RFC3339))
-	}
-	return &m, nil
+	return DecodeCloudTrailManifest(key, b)
 }
 
 // PartitionManifests reads every manifest of one partition whose window starts in
 // [from, to), keyed by window start (Unix seconds). One listing serves the whole
-// range, so resuming costs one LIST per 1,000 windows, not one request per window.
+// range, so resuming costs one LIST per 1,000 windows and one GET per manifest.
 func PartitionManifests(ctx context.Context, s Store, account, region string, from, to time.Time) (map[int64]*Manifest, error) {
-	keys, err := s.List(ctx, ManifestPrefix(account, region))
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[int64]*Manifest)
-	for _, k := range keys {
-		if !strings.HasSuffix(k, ".json") {
-			continue
-		}
-		base := k[strings.LastIndex(k, "/")+1:]
-		ws, err := time.Parse("20060102T1504Z.json", base)
-		if err != nil {
-			continue // not a manifest name
-		}
-		if ws.Before(from) || !ws.Before(to) {
-			continue
-		}
-		m, err := ReadManifest(ctx, s, k)
-		if err != nil {
-			if errors.Is(err, ErrNotFound) {
-				continue // deleted since the listing
-			}
-			return nil, err
-		}
-		out[ws.Unix()] = m
-	}
-	return out, nil
+	return Index(ctx, s, ManifestPrefix(account, region), from, to, DecodeCloudTrailManifest)
 }

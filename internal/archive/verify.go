@@ -7,8 +7,11 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/trailfill/trailfill/internal/contract"
 )
 
 // VerifyWindow is one window of a partition to verify: its aligned start (the
@@ -94,18 +97,9 @@ func VerifyPartition(ctx context.Context, s Store, account, region string, o Ver
 		return r, nil
 	}
 	from, to := o.Windows[0].Start, o.Windows[len(o.Windows)-1].Start.Add(time.Second)
-	manifests := map[int64]string{} // window start -> manifest key
-	keys, err := s.List(ctx, ManifestPrefix(account, region))
+	manifests, err := ManifestKeys(ctx, s, ManifestPrefix(account, region), from, to)
 	if err != nil {
 		return nil, fmt.Errorf("list the manifests of %s/%s: %w", account, region, err)
-	}
-	for _, k := range keys {
-		base := k[strings.LastIndex(k, "/")+1:]
-		ws, err := time.Parse("20060102T1504Z.json", base)
-		if err != nil || ws.Before(from) || !ws.Before(to) || k != ManifestKey(account, region, ws) {
-			continue
-		}
-		manifests[ws.Unix()] = k
 	}
 
 	type job struct {
@@ -115,7 +109,6 @@ func VerifyPartition(ctx context.Context, s Store, account, region string, o Ver
 	type result struct {
 		m        *Manifest
 		problems []ObjectProblem
-		err      error
 	}
 	var jobs []job
 	for _, w := range o.Windows {
@@ -128,28 +121,24 @@ func VerifyPartition(ctx context.Context, s Store, account, region string, o Ver
 	if parallel <= 0 {
 		parallel = 8
 	}
-	sem := make(chan struct{}, parallel)
-	var wg sync.WaitGroup
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallel)
 	for i, j := range jobs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			m, problems, err := checkWindow(ctx, s, j.key)
-			results[i] = result{m, problems, err}
-		}()
+		g.Go(func() error {
+			m, problems, err := checkWindow(gctx, s, j.key)
+			results[i] = result{m, problems}
+			return err
+		})
 	}
-	wg.Wait()
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
 
 	listed := map[string]bool{}
 	orgID := o.OrgID
 	byStart := map[int64]result{}
 	for i, j := range jobs {
 		res := results[i]
-		if res.err != nil {
-			return nil, res.err
-		}
 		byStart[j.w.Start.Unix()] = res
 		if res.m != nil {
 			for _, obj := range res.m.Objects {
@@ -201,6 +190,25 @@ func VerifyPartition(ctx context.Context, s Store, account, region string, o Ver
 	}
 	sort.Strings(r.Unlisted)
 	return r, nil
+}
+
+// VerifyPartitions verifies each partition with VerifyPartition, a few at a
+// time; the reports are in the order of parts.
+func VerifyPartitions(ctx context.Context, s Store, parts []contract.Partition, o VerifyOptions) ([]*PartitionReport, error) {
+	reports := make([]*PartitionReport, len(parts))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for i, p := range parts {
+		g.Go(func() error {
+			r, err := VerifyPartition(gctx, s, p.Account, p.Region, o)
+			reports[i] = r
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("verify %s (check read access to the archive): %w", s, err)
+	}
+	return reports, nil
 }
 
 // checkWindow reads a manifest and checks each object it lists, one after

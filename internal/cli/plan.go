@@ -7,6 +7,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/trailfill/trailfill/internal/archive"
 	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/engine"
 	"github.com/trailfill/trailfill/statemachine/local"
@@ -153,7 +154,7 @@ func makePlan(ctx context.Context, spec rangeSpec, perHour float64, memoryMB int
 	if res.Status != "SUCCEEDED" {
 		return nil, fmt.Errorf("the plan's stub execution %s: %s: %s", res.Status, res.Error, res.Cause)
 	}
-	wpp := engine.CountWindows(spec.Start, spec.End, spec.Window)
+	wpp := archive.CountWindows(spec.Start, spec.End, spec.Window)
 	p := &Plan{
 		Start: spec.Start.Format(time.RFC3339), End: spec.End.Format(time.RFC3339),
 		Accounts: len(accounts), Regions: len(regions), Partitions: len(parts),

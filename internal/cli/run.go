@@ -137,7 +137,7 @@ func runBackfill(ctx context.Context, env *Env, spec rangeSpec, cfg aws.Config) 
 	if err != nil {
 		return nil, fmt.Errorf("encode execution input: %w", err)
 	}
-	total := int64(engine.CountWindows(spec.Start, spec.End, spec.Window) * len(parts))
+	total := int64(archive.CountWindows(spec.Start, spec.End, spec.Window) * len(parts))
 	fmt.Fprintf(env.Stderr, "trailfill: backfilling %s .. %s, %d partition(s), %d window(s), into %s\n",
 		spec.Start.Format(time.RFC3339), spec.End.Format(time.RFC3339), len(parts), total, store)
 	stop := startProgress(env, progress, total)

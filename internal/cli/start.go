@@ -21,7 +21,6 @@ import (
 	"github.com/trailfill/trailfill/internal/awsconf"
 	"github.com/trailfill/trailfill/internal/backfill"
 	"github.com/trailfill/trailfill/internal/contract"
-	"github.com/trailfill/trailfill/internal/engine"
 	"github.com/trailfill/trailfill/statemachine/local"
 )
 
@@ -271,7 +270,7 @@ func cmdStart(ctx context.Context, env *Env, args []string) error {
 	if execName == "" {
 		execName = executionName(parts, spec.Start, spec.End, env.Now())
 	}
-	windows := engine.CountWindows(spec.Start, spec.End, spec.Window)
+	windows := archive.CountWindows(spec.Start, spec.End, spec.Window)
 	if *dryRun {
 		pretty, err := json.MarshalIndent(input, "", "  ")
 		if err != nil {

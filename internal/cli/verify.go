@@ -19,7 +19,6 @@ import (
 	"github.com/trailfill/trailfill/internal/awsconf"
 	"github.com/trailfill/trailfill/internal/backfill"
 	"github.com/trailfill/trailfill/internal/contract"
-	"github.com/trailfill/trailfill/internal/engine"
 	"github.com/trailfill/trailfill/internal/validate"
 )
 
@@ -249,28 +248,13 @@ func archivedPartitions(ctx context.Context, store archive.Store, spec rangeSpec
 // verifyArchive verifies every partition, four at a time.
 func verifyArchive(ctx context.Context, store archive.Store, spec rangeSpec, parts []contract.Partition) (*VerifyReport, error) {
 	var windows []archive.VerifyWindow
-	for _, w := range engine.Windows(spec.Start, spec.End, spec.Window) {
+	for _, w := range archive.Windows(spec.Start, spec.End, spec.Window) {
 		windows = append(windows, archive.VerifyWindow{Start: w.Start, From: w.From, To: w.To})
 	}
 	opts := archive.VerifyOptions{Windows: windows, Start: spec.Start, End: spec.End, OrgID: spec.OrgID}
-	reports := make([]*archive.PartitionReport, len(parts))
-	errs := make([]error, len(parts))
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for i, p := range parts {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			reports[i], errs[i] = archive.VerifyPartition(ctx, store, p.Account, p.Region, opts)
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, fmt.Errorf("verify %s (check read access to the archive): %w", store, err)
-		}
+	reports, err := archive.VerifyPartitions(ctx, store, parts, opts)
+	if err != nil {
+		return nil, err
 	}
 	r := &VerifyReport{
 		Archive:       store.String(),

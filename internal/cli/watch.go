@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/trailfill/trailfill/internal/archive"
 	"github.com/trailfill/trailfill/internal/awsconf"
@@ -207,7 +208,7 @@ func (w *watcher) watch(ctx context.Context, arn string) error {
 			window = engine.DefaultWindow
 		}
 		if serr == nil && eerr == nil && engine.CheckWindow(window) == nil {
-			total = int64(engine.CountWindows(start, end, window) * len(in.Partitions))
+			total = int64(archive.CountWindows(start, end, window) * len(in.Partitions))
 			fmt.Fprintf(env.Stderr, "trailfill: watching %s: %s .. %s, %d partition(s), %d window(s)\n", name, in.Start, in.End, len(in.Partitions), total)
 			if w.store != nil {
 				scan = newArchiveScanner(w.store, in.Partitions, start, end, window)
@@ -421,7 +422,7 @@ func (d *display) show(s snapshot, eta string, final bool) {
 type archiveScanner struct {
 	store   archive.Store
 	parts   []contract.Partition
-	windows map[int64]engine.Window // by aligned start
+	windows map[int64]archive.Window // by aligned start
 	from    time.Time
 	to      time.Time
 
@@ -437,8 +438,8 @@ type partitionScan struct {
 }
 
 func newArchiveScanner(store archive.Store, parts []contract.Partition, start, end time.Time, window time.Duration) *archiveScanner {
-	a := &archiveScanner{store: store, parts: parts, windows: map[int64]engine.Window{}, state: map[contract.Partition]*partitionScan{}}
-	ws := engine.Windows(start, end, window)
+	a := &archiveScanner{store: store, parts: parts, windows: map[int64]archive.Window{}, state: map[contract.Partition]*partitionScan{}}
+	ws := archive.Windows(start, end, window)
 	for _, w := range ws {
 		a.windows[w.Start.Unix()] = w
 	}
@@ -454,12 +455,9 @@ func newArchiveScanner(store archive.Store, parts []contract.Partition, start, e
 // scan returns the windows archived and the events they hold, over all
 // partitions.
 func (a *archiveScanner) scan(ctx context.Context) (windows, events int64, err error) {
-	var (
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, 8)
-		errs = make([]error, len(a.parts))
-	)
-	for i, p := range a.parts {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for _, p := range a.parts {
 		a.mu.Lock()
 		st := a.state[p]
 		done := st.done
@@ -467,16 +465,9 @@ func (a *archiveScanner) scan(ctx context.Context) (windows, events int64, err e
 		if done {
 			continue
 		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			errs[i] = a.scanPartition(ctx, p, st)
-		}()
+		g.Go(func() error { return a.scanPartition(gctx, p, st) })
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := g.Wait(); err != nil {
 		return 0, 0, err
 	}
 	a.mu.Lock()
@@ -489,41 +480,32 @@ func (a *archiveScanner) scan(ctx context.Context) (windows, events int64, err e
 }
 
 func (a *archiveScanner) scanPartition(ctx context.Context, p contract.Partition, st *partitionScan) error {
-	keys, err := a.store.List(ctx, archive.ManifestPrefix(p.Account, p.Region))
+	keys, err := archive.ManifestKeys(ctx, a.store, archive.ManifestPrefix(p.Account, p.Region), a.from, a.to.Add(time.Second))
 	if err != nil {
 		return err
 	}
-	for _, k := range keys {
-		base := k[strings.LastIndex(k, "/")+1:]
-		ws, err := time.Parse("20060102T1504Z.json", base)
-		if err != nil || ws.Before(a.from) || ws.After(a.to) || k != archive.ManifestKey(p.Account, p.Region, ws) {
-			continue
+	a.mu.Lock()
+	for ws, k := range keys {
+		if _, ok := a.windows[ws]; !ok || st.counted[k] {
+			delete(keys, ws)
 		}
-		w, ok := a.windows[ws.Unix()]
-		a.mu.Lock()
-		seen := st.counted[k]
-		a.mu.Unlock()
-		if !ok || seen {
-			continue
-		}
-		m, err := archive.ReadManifest(ctx, a.store, k)
-		if errors.Is(err, archive.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
+	}
+	a.mu.Unlock()
+	ms, err := archive.ReadManifests(ctx, a.store, keys, archive.DecodeCloudTrailManifest)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for ws, m := range ms {
+		w := a.windows[ws]
 		if !m.Covers(w.From, w.To) {
 			continue // a narrower earlier run: read it again when it is rewritten
 		}
-		a.mu.Lock()
-		st.counted[k] = true
+		st.counted[keys[ws]] = true
 		st.windows++
 		st.events += int64(m.Events)
-		a.mu.Unlock()
 	}
-	a.mu.Lock()
 	st.done = st.windows == int64(len(a.windows))
-	a.mu.Unlock()
 	return nil
 }

@@ -116,16 +116,16 @@ type slice struct {
 	from, to  time.Time // clip within the window
 	win       *window
 	uncovered time.Duration
-	covered   []Interval // read completely by this run
-	pieces    []Piece    // written: by an earlier invocation, then by this run
-	spool     *spool     // records read and not yet written (nil: none yet)
-	flushed   bool       // fully covered, handed to a writer
-	written   bool       // every piece is in the archive
-	partial   bool       // covered pieces written at a soft stop
+	covered   []archive.Interval // read completely by this run
+	pieces    []Piece            // written: by an earlier invocation, then by this run
+	spool     *spool             // records read and not yet written (nil: none yet)
+	flushed   bool               // fully covered, handed to a writer
+	written   bool               // every piece is in the archive
+	partial   bool               // covered pieces written at a soft stop
 }
 
 type window struct {
-	Window
+	archive.Window
 	old        *archive.Manifest
 	slicesLeft int
 	objects    []archive.ManifestObject
@@ -211,7 +211,7 @@ func Run(ctx context.Context, cfg Config, job Job) (Result, error) {
 // plan reads the partition's manifests and sets up windows, slices and ranges.
 func (r *run) plan(ctx context.Context) error {
 	j := r.job
-	all := Windows(j.Start, j.End, r.cfg.Window)
+	all := archive.Windows(j.Start, j.End, r.cfg.Window)
 	r.res.WindowsTotal = len(all)
 	r.cfg.Progress.WindowsTotal.Add(int64(len(all)))
 	if len(all) == 0 {
@@ -221,7 +221,7 @@ func (r *run) plan(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read manifests of %s/%s (check read access to the archive): %w", j.Account, j.Region, err)
 	}
-	var pending []Interval
+	var pending []archive.Interval
 	for _, w := range all {
 		m := manifests[w.Start.Unix()]
 		if m != nil && m.Covers(w.From, w.To) {
@@ -247,16 +247,15 @@ func (r *run) plan(ctx context.Context) error {
 			r.slices[ss.Unix()] = s
 			win.slicesLeft++
 		}
-		pending = append(pending, Interval{w.From, w.To})
+		pending = append(pending, w.Interval())
 	}
-	var done []Interval
+	var done []archive.Interval
 	for _, p := range j.Done {
-		done = append(done, Interval{p.From, p.To})
+		done = append(done, archive.Interval{From: p.From, To: p.To})
 	}
-	sort.Slice(done, func(a, b int) bool { return done[a].From.Before(done[b].From) })
-	done = coalesce(done)
-	for _, iv := range coalesce(pending) {
-		for _, part := range subtract(iv, done) {
+	done = archive.Coalesce(done)
+	for _, iv := range archive.Coalesce(pending) {
+		for _, part := range archive.Subtract(iv, done) {
 			r.queue = append(r.queue, &rng{qFrom: part.From, qTo: part.To, lo: part.From, floor: part.To})
 		}
 	}
@@ -397,10 +396,10 @@ func (r *run) execute(ctx context.Context) (Result, error) {
 }
 
 // newPieces are this run's covered intervals, merged where adjacent.
-func (s *slice) newPieces() []Interval {
-	c := append([]Interval(nil), s.covered...)
+func (s *slice) newPieces() []archive.Interval {
+	c := append([]archive.Interval(nil), s.covered...)
 	sort.Slice(c, func(a, b int) bool { return c[a].From.Before(c[b].From) })
-	return coalesce(c)
+	return archive.Coalesce(c)
 }
 
 func (r *run) fail(err error) {
@@ -588,7 +587,7 @@ func (r *run) cover(from, to time.Time) []*slice {
 		if !lo.Before(hi) {
 			continue
 		}
-		s.covered = append(s.covered, Interval{lo, hi})
+		s.covered = append(s.covered, archive.Interval{From: lo, To: hi})
 		s.uncovered -= hi.Sub(lo)
 		if s.uncovered <= 0 {
 			s.flushed = true
@@ -676,7 +675,7 @@ func (r *run) write(ctx context.Context, s *slice, final bool) error {
 }
 
 // writeFile writes one piece's records (already in time order) as a trail file.
-func (r *run) writeFile(ctx context.Context, s *slice, p Interval, recs [][]byte) (archive.ManifestObject, error) {
+func (r *run) writeFile(ctx context.Context, s *slice, p archive.Interval, recs [][]byte) (archive.ManifestObject, error) {
 	raw := make([]json.RawMessage, len(recs))
 	for i, rec := range recs {
 		raw[i] = rec

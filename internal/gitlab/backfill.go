@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/trailfill/trailfill/internal/archive"
 )
@@ -65,7 +66,22 @@ func ManifestPrefix(source string, s Scope) string {
 // ManifestKey is the key of the manifest of the window starting at windowStart:
 // trailfill/gitlab-manifests/<source>/<scope>/YYYY/MM/DD/<YYYYMMDDTHHmmZ>.json.
 func ManifestKey(source string, s Scope, windowStart time.Time) string {
-	return ManifestPrefix(source, s) + windowStart.UTC().Format("2006/01/02/20060102T1504Z") + ".json"
+	return archive.WindowManifestKey(ManifestPrefix(source, s), windowStart)
+}
+
+// Key is where m is stored.
+func (m *Manifest) Key() string {
+	return archive.WindowManifestKey(ManifestRoot+m.Source+"/"+m.Scope+"/", m.WindowStart)
+}
+
+// Header implements archive.ManifestDoc.
+func (m *Manifest) Header() archive.ManifestHeader {
+	return archive.ManifestHeader{Version: m.Version, WindowStart: m.WindowStart}
+}
+
+// DecodeManifest decodes and checks the GitLab manifest stored at key.
+func DecodeManifest(key string, body []byte) (*Manifest, error) {
+	return archive.DecodeManifest[Manifest](key, body, ManifestVersion)
 }
 
 // Covers reports whether m covers [from, to).
@@ -93,7 +109,7 @@ type Backfill struct {
 
 // WindowResult is the outcome of one window.
 type WindowResult struct {
-	Window   Window
+	Window   archive.Window
 	Skipped  bool // a manifest already covered it
 	Events   int
 	Written  int
@@ -170,7 +186,7 @@ func (b *Backfill) Run(ctx context.Context, start, end time.Time) (Summary, erro
 	if err := b.Validate(start, end); err != nil {
 		return Summary{}, err
 	}
-	windows := Windows(start, end, b.window())
+	windows := archive.Windows(start, end, b.window())
 	sum := Summary{Windows: len(windows)}
 	done, err := b.manifests(ctx, start, end)
 	if err != nil {
@@ -178,7 +194,7 @@ func (b *Backfill) Run(ctx context.Context, start, end time.Time) (Summary, erro
 	}
 
 	conc := max(b.Concurrency, 1)
-	jobs := make(chan Window)
+	jobs := make(chan archive.Window)
 	results := make(chan WindowResult)
 	var wg sync.WaitGroup
 	for range conc {
@@ -240,50 +256,16 @@ func (b *Backfill) Run(ctx context.Context, start, end time.Time) (Summary, erro
 // manifests reads the scope's manifests whose window starts in the range, keyed
 // by window start (Unix seconds). One listing serves the whole range.
 func (b *Backfill) manifests(ctx context.Context, start, end time.Time) (map[int64]*Manifest, error) {
-	keys, err := b.Store.List(ctx, ManifestPrefix(b.source(), b.Scope))
+	lo := archive.AlignDown(start.UTC(), b.window())
+	ms, err := archive.Index(ctx, b.Store, ManifestPrefix(b.source(), b.Scope), lo, end, DecodeManifest)
 	if err != nil {
-		return nil, fmt.Errorf("list manifests to resume: %w", err)
+		return nil, fmt.Errorf("read the manifests to resume: %w", err)
 	}
-	lo := alignDown(start.UTC(), b.window())
-	out := make(map[int64]*Manifest)
-	for _, k := range keys {
-		base := k[strings.LastIndex(k, "/")+1:]
-		ws, err := time.Parse("20060102T1504Z.json", base)
-		if err != nil || ws.Before(lo) || !ws.Before(end) {
-			continue
-		}
-		m, err := b.readManifest(ctx, k)
-		if err != nil {
-			if errors.Is(err, archive.ErrNotFound) {
-				continue
-			}
-			return nil, err
-		}
-		out[ws.Unix()] = m
-	}
-	return out, nil
-}
-
-func (b *Backfill) readManifest(ctx context.Context, key string) (*Manifest, error) {
-	raw, err := b.Store.Get(ctx, key)
-	if err != nil {
-		return nil, fmt.Errorf("read manifest %s: %w", key, err)
-	}
-	var m Manifest
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("decode manifest %s (delete it to redo its window): %w", key, err)
-	}
-	if m.Version != ManifestVersion {
-		return nil, fmt.Errorf("manifest %s has version %d, this trailfill reads %d: upgrade trailfill", key, m.Version, ManifestVersion)
-	}
-	if ManifestKey(m.Source, b.Scope, m.WindowStart) != key || m.Scope != b.Scope.Segment() {
-		return nil, fmt.Errorf("manifest %s describes %s window %s: it was moved or edited (delete it to redo its window)", key, m.Scope, m.WindowStart.Format(time.RFC3339))
-	}
-	return &m, nil
+	return ms, nil
 }
 
 // runWindow archives one window unless prev already covers it.
-func (b *Backfill) runWindow(ctx context.Context, w Window, prev *Manifest) WindowResult {
+func (b *Backfill) runWindow(ctx context.Context, w archive.Window, prev *Manifest) WindowResult {
 	res := WindowResult{Window: w}
 	log := b.log().With("scope", b.Scope.String(), "window", w.Start.Format(time.RFC3339))
 	if prev != nil && prev.Covers(w.From, w.To) {
@@ -341,13 +323,7 @@ func (b *Backfill) runWindow(ctx context.Context, w Window, prev *Manifest) Wind
 	sort.Slice(m.Objects, func(i, j int) bool { return m.Objects[i].Key < m.Objects[j].Key })
 	m.Events = len(m.Objects)
 	m.CompletedAt = b.now().UTC()
-	body, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		res.Err = fmt.Errorf("encode manifest of window %s: %w", w.Start.Format(time.RFC3339), err)
-		return res
-	}
-	key := ManifestKey(source, b.Scope, w.Start)
-	if err := b.Store.Put(ctx, key, append(body, '\n')); err != nil {
+	if err := archive.WriteManifest(ctx, b.Store, m); err != nil {
 		res.Err = fmt.Errorf("write manifest of window %s: %w", w.Start.Format(time.RFC3339), err)
 		return res
 	}
@@ -366,14 +342,10 @@ func (b *Backfill) store(ctx context.Context, source string, events []Event) (ob
 		err   error
 	}
 	outs := make([]out, len(events))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, storeConcurrency)
+	var g errgroup.Group
+	g.SetLimit(storeConcurrency)
 	for i, e := range events {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
+		g.Go(func() error {
 			key := e.Key(source)
 			body := []byte(e.Raw)
 			wrote, err := b.Store.PutIfAbsent(ctx, key, body)
@@ -382,13 +354,14 @@ func (b *Backfill) store(ctx context.Context, source string, events []Event) (ob
 			}
 			if err != nil {
 				outs[i] = out{err: fmt.Errorf("store event %s: %w", e.ID, err)}
-				return
+				return nil // every failure is reported, not only the first
 			}
 			sum := sha256.Sum256(body)
 			outs[i] = out{obj: ManifestObject{Key: key, ID: e.ID, Bytes: len(body), SHA256: hex.EncodeToString(sum[:])}, wrote: wrote}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // the goroutines report through outs
 	var errs []error
 	for _, o := range outs {
 		if o.err != nil {

@@ -170,7 +170,7 @@ func (f *bfFixture) checkComplete(end time.Time) {
 	for k, v := range events {
 		want[k] = v
 	}
-	for _, w := range Windows(bfStart, end, DefaultWindow) {
+	for _, w := range archive.Windows(bfStart, end, DefaultWindow) {
 		key := ManifestKey("gitlab", bfScope, w.Start)
 		body, ok := got[key]
 		if !ok {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/trailfill/trailfill/internal/archive"
 )
 
@@ -240,10 +242,10 @@ func StoreEvents(ctx context.Context, store archive.Store, source string, events
 		mu   sync.Mutex
 		res  StoreResult
 		errs []error
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, storeConcurrency)
+		g    errgroup.Group
 		seen = make(map[string]bool, len(events))
 	)
+	g.SetLimit(storeConcurrency)
 	for _, e := range events {
 		key := e.Key(source)
 		if seen[key] {
@@ -251,11 +253,7 @@ func StoreEvents(ctx context.Context, store archive.Store, source string, events
 			continue
 		}
 		seen[key] = true
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
+		g.Go(func() error {
 			wrote, err := store.PutIfAbsent(ctx, key, e.Raw)
 			mu.Lock()
 			defer mu.Unlock()
@@ -267,9 +265,10 @@ func StoreEvents(ctx context.Context, store archive.Store, source string, events
 			default:
 				res.Duplicates++
 			}
-		}()
+			return nil // every failure is reported, not only the first
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // the goroutines report through errs
 	return res, errors.Join(errs...)
 }
 

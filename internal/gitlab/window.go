@@ -29,40 +29,6 @@ func ValidateWindow(w time.Duration) error {
 	return nil
 }
 
-// Window is one part of a backfill range: events created in [From, To).
-// Start is the aligned start that names it (From may be later for the first
-// window, To earlier than Start+length for the last).
-type Window struct {
-	Start    time.Time
-	From, To time.Time
-}
-
-// Windows splits [start, end) into windows of length w aligned to multiples of
-// w since the Unix epoch (UTC midnight for any w dividing a day).
-func Windows(start, end time.Time, w time.Duration) []Window {
-	start, end = start.UTC(), end.UTC()
-	var out []Window
-	for ws := alignDown(start, w); ws.Before(end); ws = ws.Add(w) {
-		from, to := ws, ws.Add(w)
-		if from.Before(start) {
-			from = start
-		}
-		if to.After(end) {
-			to = end
-		}
-		out = append(out, Window{Start: ws, From: from, To: to})
-	}
-	return out
-}
-
-func alignDown(t time.Time, w time.Duration) time.Time {
-	d := time.Duration(t.UnixNano()) % w
-	if d < 0 {
-		d += w
-	}
-	return t.Add(-d).UTC()
-}
-
 // queryBounds are the API's inclusive created_after/created_before for
 // [from, to): from rounded down and to rounded up to whole seconds (the API
 // takes seconds). Events outside [from, to) are then dropped client-side, so

@@ -396,7 +396,7 @@ func (e *Env) backfill(ctx context.Context, args []string) error {
 		Client: client, Store: store, Source: *source, Scope: scope, Window: *window,
 		Concurrency: *conc, Logger: logger, Now: e.Now,
 	}
-	windows := len(gitlab.Windows(start, end, *window))
+	windows := len(archive.Windows(start, end, *window))
 	fmt.Fprintf(e.Stderr, "backfilling %s of %s, %s to %s, %d windows of %s, into %s\n",
 		scope, client.BaseURL(), start.Format(time.RFC3339), end.Format(time.RFC3339), windows, *window, store)
 	finished := 0
