@@ -164,7 +164,7 @@ func Start(cfg Config) (*Server, error) {
 		partitions: map[partitionKey]*partition{},
 		handlers:   map[string]http.Handler{},
 	}
-	backend := s3mem.New()
+	backend := &s3Backend{s3mem.New()}
 	s.s3 = &s3Service{
 		backend: backend,
 		faker:   gofakes3.New(backend).Server(),
