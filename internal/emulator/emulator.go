@@ -73,7 +73,8 @@ type Server struct {
 	handlers   map[string]http.Handler
 	serial     uint64
 
-	s3 *s3Service
+	s3     *s3Service
+	trails trailRegistry // trails.go
 }
 
 // acctState is the emulated state of one AWS account.
