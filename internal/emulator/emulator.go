@@ -74,7 +74,8 @@ type Server struct {
 	serial     uint64
 
 	s3     *s3Service
-	trails trailRegistry // trails.go
+	trails trailRegistry  // trails.go
+	lambda lambdaSettings // lambda.go
 }
 
 // acctState is the emulated state of one AWS account.
@@ -174,6 +175,7 @@ func Start(cfg Config) (*Server, error) {
 	s.handlers["sts"] = http.HandlerFunc(s.serveSTS)
 	s.handlers["account"] = http.HandlerFunc(s.serveAccount)
 	s.handlers["s3"] = http.HandlerFunc(s.serveS3)
+	s.handlers["lambda"] = http.HandlerFunc(s.serveLambda)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
