@@ -73,13 +73,13 @@ var cannedACLs = []string{
 var sseAlgorithms = []string{"AES256", "aws:kms", "aws:kms:dsse"}
 
 const (
-	hdrSSE           = "X-Amz-Server-Side-Encryption"
-	hdrSSEKey        = "X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"
-	hdrSSEBucketKey  = "X-Amz-Server-Side-Encryption-Bucket-Key-Enabled"
-	hdrSSECustomer   = "X-Amz-Server-Side-Encryption-Customer-Key"
-	hdrACL           = "X-Amz-Acl"
-	hdrGrantPrefix   = "X-Amz-Grant-"
-	hdrUserMetaPrefx = "X-Amz-Meta-"
+	hdrSSE            = "X-Amz-Server-Side-Encryption"
+	hdrSSEKey         = "X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"
+	hdrSSEBucketKey   = "X-Amz-Server-Side-Encryption-Bucket-Key-Enabled"
+	hdrSSECustomer    = "X-Amz-Server-Side-Encryption-Customer-Key"
+	hdrACL            = "X-Amz-Acl"
+	hdrGrantPrefix    = "X-Amz-Grant-"
+	hdrUserMetaPrefix = "X-Amz-Meta-"
 )
 
 // awsManagedS3Key is the ARN of an account's AWS managed key aws/s3 in a
@@ -248,8 +248,8 @@ func (s *Server) S3ObjectInfo(bucket, key string) (S3ObjectInfo, bool) {
 			info.BucketKeyEnabled = strings.EqualFold(v, "true")
 		case strings.HasPrefix(k, hdrGrantPrefix):
 			info.Grants[strings.ToLower(k)] = v
-		case strings.HasPrefix(k, hdrUserMetaPrefx):
-			info.Metadata[strings.ToLower(k[len(hdrUserMetaPrefx):])] = v
+		case strings.HasPrefix(k, hdrUserMetaPrefix):
+			info.Metadata[strings.ToLower(k[len(hdrUserMetaPrefix):])] = v
 		}
 	}
 	return info, true

@@ -328,8 +328,8 @@ func (s *Server) SetTrailStatus(trailARN string, st TrailStatus) error {
 
 // CloudTrailCalls returns how many requests of a CloudTrail trail operation
 // ("GetTrail", "DescribeTrails", "GetEventSelectors", "GetTrailStatus",
-// "ListTrails"; "" for all of them) the server received, refused ones
-// included. LookupEvents is counted by [Server.Stats].
+// "ListTrails"; "" for all of them) the server answered from known callers,
+// error answers included. LookupEvents is counted by [Server.Stats].
 func (s *Server) CloudTrailCalls(op string) int {
 	s.trails.mu.Lock()
 	defer s.trails.mu.Unlock()
