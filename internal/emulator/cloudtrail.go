@@ -613,8 +613,7 @@ func (s *Server) serveCloudTrail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if target := r.Header.Get("X-Amz-Target"); target != lookupTarget {
-		writeJSONError(w, http.StatusBadRequest, "UnknownOperationException",
-			fmt.Sprintf("the emulator does not implement %q", target))
+		s.serveTrailAPI(w, r, c.id, target) // trails.go
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAPIBody))

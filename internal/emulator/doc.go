@@ -18,11 +18,52 @@
 //     token bucket of 2 requests/s (HTTP 400 ThrottlingException over it),
 //     50 events per page, inclusive time bounds, newest-first order, NextToken
 //     bound to the request parameters, injectable latency and 500/503 faults.
+//     The trail APIs GetTrail, DescribeTrails, GetEventSelectors,
+//     GetTrailStatus and ListTrails (not throttled) answer for the trails of
+//     [Server.AddTrail] with CloudTrail's field names and errors
+//     (TrailNotFoundException, InvalidTrailNameException,
+//     CloudTrailARNInvalidException): names resolve in the trail's home
+//     region only, ARNs also where a multi-region trail has shadows, and
+//     organization trails ([Server.SetOrganization]) are visible from member
+//     accounts by ARN; [Server.SetTrailStatus] changes a status,
+//     [Server.CloudTrailCalls] counts requests.
 //   - sts: GetCallerIdentity and AssumeRole (awsQuery, XML).
 //   - account: ListRegions (restJson1).
+//   - lambda: GetAccountSettings (restJson1), AWS's default limits (1,000
+//     concurrent executions, all unreserved) unless
+//     [Server.SetLambdaAccountSettings] says otherwise.
 //   - s3: github.com/johannesboyne/gofakes3 over an in-memory backend, wrapped
 //     to decode aws-chunked bodies, verify x-amz-checksum-* values and inject
-//     PutObject failures.
+//     PutObject failures ([Server.FailS3Puts]), and to answer as S3 does
+//     where gofakes3 differs: an overwrite replaces the object's metadata;
+//     x-amz-meta-*, the SSE headers (x-amz-server-side-encryption, its
+//     -aws-kms-key-id and -bucket-key-enabled) and the checksums come back on
+//     GetObject and HeadObject, x-amz-acl and x-amz-grant-* are stored but
+//     not returned ([Server.S3ObjectInfo] shows them); an upload without
+//     encryption headers is stored as SSE-S3 (AES256), aws:kms without a
+//     key gets a derived aws/s3 key ARN; PutObject and CopyObject answers
+//     echo the encryption. CompleteMultipartUpload honours
+//     If-None-Match: *.
+//
+// # S3 access policies
+//
+// [Server.SetS3Policy] gives a bucket what IAM and a bucket policy together
+// make S3 answer ([S3Policy]): create-only prefixes (PutObject and
+// CompleteMultipartUpload need If-None-Match; DeleteObject, DeleteObjects
+// entries and CopyObject there are refused), list prefixes (ListObjects and
+// ListObjectsV2 only under them, as StringLike on s3:prefix: no prefix is
+// refused too), 403 instead of 404 for a missing key (no s3:ListBucket),
+// a required canned ACL (x-amz-acl: bucket-owner-full-control) and a
+// required SSE-KMS key. Refusals are 403 AccessDenied (501 NotImplemented
+// for a conditional CopyObject onto a create-only key), store nothing and
+// are kept in [Server.S3Refusals], so a test can assert that none happened.
+// HeadObject answers have no body, as S3's; the SDK then names the error
+// by its status ("Forbidden", or the typed NotFound for 404).
+//
+// Every S3 request is counted under its SDK operation name, before it is
+// answered: [Server.S3Requests], [Server.S3RequestsUnder] (by key or list
+// prefix), [Server.S3RequestLog]; [Server.ResetS3Counters] starts a new
+// window (refusals are kept).
 //
 // Step Functions ([NewStepFunctions]: StartExecution, DescribeExecution,
 // GetExecutionHistory, ListMapRuns, DescribeMapRun, backed by statemachine/local)

@@ -73,7 +73,9 @@ type Server struct {
 	handlers   map[string]http.Handler
 	serial     uint64
 
-	s3 *s3Service
+	s3     *s3Service
+	trails trailRegistry  // trails.go
+	lambda lambdaSettings // lambda.go
 }
 
 // acctState is the emulated state of one AWS account.
@@ -164,7 +166,7 @@ func Start(cfg Config) (*Server, error) {
 		partitions: map[partitionKey]*partition{},
 		handlers:   map[string]http.Handler{},
 	}
-	backend := s3mem.New()
+	backend := &s3Backend{s3mem.New()}
 	s.s3 = &s3Service{
 		backend: backend,
 		faker:   gofakes3.New(backend).Server(),
@@ -173,6 +175,7 @@ func Start(cfg Config) (*Server, error) {
 	s.handlers["sts"] = http.HandlerFunc(s.serveSTS)
 	s.handlers["account"] = http.HandlerFunc(s.serveAccount)
 	s.handlers["s3"] = http.HandlerFunc(s.serveS3)
+	s.handlers["lambda"] = http.HandlerFunc(s.serveLambda)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

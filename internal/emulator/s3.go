@@ -20,7 +20,6 @@ import (
 	"sync"
 
 	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 )
 
 // crc64NVME is the reversed NVMe polynomial, as hash/crc64 wants it (the
@@ -30,14 +29,23 @@ const crc64NVME = 0x9a6c9329ac4bc9b5
 // maxS3Body bounds an uploaded object or part (the backend is in memory).
 const maxS3Body = 1 << 30
 
-// s3Service is gofakes3 over an in-memory backend, with fault injection.
+// s3Service is gofakes3 over an in-memory backend, with fault injection,
+// access policies (s3policy.go), S3's metadata rules (s3meta.go) and
+// request counters (s3ops.go).
 type s3Service struct {
-	backend *s3mem.Backend
+	backend *s3Backend
 	faker   http.Handler
+	// condMu serialises conditional writes, so that If-None-Match holds
+	// across PutObject (checked by the backend) and CompleteMultipartUpload
+	// (checked here; gofakes3 ignores its conditions).
+	condMu sync.Mutex
 
 	mu       sync.Mutex
 	rules    []*putFailure
 	failures int
+	policies map[string]*S3Policy
+	refusals []S3Refusal
+	requests []*S3Request
 }
 
 // putFailure is one FailS3Puts rule.
@@ -76,8 +84,13 @@ type s3ErrorDoc struct {
 	RequestID string   `xml:"RequestId"`
 }
 
+// writeS3Error answers an S3 error document. The request id also goes in
+// x-amz-request-id, where the SDK finds it for HEAD answers, which carry no
+// body.
 func (s *Server) writeS3Error(w http.ResponseWriter, r *http.Request, status int, code, message string) {
-	writeXML(w, status, s3ErrorDoc{Code: code, Message: message, Resource: r.URL.Path, RequestID: s.requestID()})
+	id := s.requestID()
+	w.Header().Set("X-Amz-Request-Id", id)
+	writeXML(w, status, s3ErrorDoc{Code: code, Message: message, Resource: r.URL.Path, RequestID: id})
 }
 
 // splitS3Path returns the bucket and key of a path-style request.
@@ -111,9 +124,21 @@ func isS3Write(r *http.Request, key string) bool {
 	return false
 }
 
-// serveS3 answers the s3 service through gofakes3 (path-style requests).
+// serveS3 answers the s3 service through gofakes3 (path-style requests):
+// count, authenticate, apply the bucket's policy, inject faults, prepare
+// the body and metadata, then let gofakes3 answer.
 func (s *Server) serveS3(w http.ResponseWriter, r *http.Request) {
-	switch callerOf(r).state {
+	bucket, key := splitS3Path(r.URL.Path)
+	op := s3Operation(r, bucket, key)
+	countKey := key
+	if op == S3ListObjects || op == S3ListObjectsV2 {
+		countKey = r.URL.Query().Get("prefix")
+	}
+	resp := &s3Response{ResponseWriter: w, s3: s.s3, entry: s.s3.countS3(op, bucket, countKey)}
+	defer resp.finish()
+	w = resp
+	c := callerOf(r)
+	switch c.state {
 	case credUnknown:
 		s.writeS3Error(w, r, http.StatusForbidden, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
 		return
@@ -121,7 +146,29 @@ func (s *Server) serveS3(w http.ResponseWriter, r *http.Request) {
 		s.writeS3Error(w, r, http.StatusBadRequest, "ExpiredToken", "The provided token has expired.")
 		return
 	}
-	bucket, key := splitS3Path(r.URL.Path)
+	switch op {
+	case S3PutObject, S3CopyObject, S3CreateMultipartUpload:
+		// Invalid headers are refused before authorisation.
+		echo, status, code, msg := prepareS3Metadata(r, op, c.id)
+		if status != 0 {
+			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxS3Body))
+			s.writeS3Error(w, r, status, code, msg)
+			return
+		}
+		resp.echo = echo
+	}
+	if p := s.s3.policyFor(bucket, c.id); p != nil {
+		if op == S3DeleteObjects && s.deleteObjects(w, r, p, bucket, c.id) {
+			return
+		}
+		if d := p.check(s.s3, op, r, bucket, key, c.id); d != nil {
+			s.s3.refuse(op, bucket, countKey, d.reason, c.id)
+			// Drain an upload so the connection stays usable.
+			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxS3Body))
+			s.writeS3Error(w, r, d.status, d.code, d.message)
+			return
+		}
+	}
 	if isS3Write(r, key) {
 		if s.s3.takeFailure(bucket, key) {
 			// Drain the upload so the connection stays usable; store nothing.
@@ -137,6 +184,17 @@ func (s *Server) serveS3(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, h := range s3RequestOnlyHeaders {
 			r.Header.Del(h)
+		}
+		if r.Header.Get("If-None-Match") != "" && (op == S3PutObject || op == S3CompleteMultipartUpload) {
+			s.s3.condMu.Lock()
+			defer s.s3.condMu.Unlock()
+			if op == S3CompleteMultipartUpload && r.Header.Get("If-None-Match") == "*" {
+				if obj, err := s.s3.backend.HeadObject(bucket, key); err == nil {
+					obj.Contents.Close()
+					s.writeS3Error(w, r, http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
+					return
+				}
+			}
 		}
 	}
 	s.s3.faker.ServeHTTP(w, r)
