@@ -38,6 +38,11 @@ type StateMachineOptions struct {
 	// MaxConcurrency caps the Distributed Map children run at once
 	// in-process (0: local.DefaultMaxConcurrency).
 	MaxConcurrency int
+	// S3 serves the Distributed Map ItemReader and ResultWriter and the
+	// aws-sdk:s3:getObject Task; nil means the emulator's own S3
+	// ([Server.LocalS3]), as the buckets of a state machine's own account
+	// are on AWS.
+	S3 local.S3
 }
 
 // StepFunctions emulates the AWS Step Functions API (service "states",
@@ -53,8 +58,10 @@ type StateMachineOptions struct {
 // DescribeExecution (parents and Distributed Map children), GetExecutionHistory
 // (paged, reverseOrder, includeExecutionData), ListMapRuns and DescribeMapRun.
 // DescribeMapRun reports itemCounts and executionCounts (equal: one item per
-// child, no ItemBatcher); maxConcurrency and the tolerated failures are
-// reported as 0, as the executor does not expose them.
+// child, no ItemBatcher) with resultsWritten once a ResultWriter exported
+// the results; maxConcurrency and the tolerated failures are reported as 0,
+// as the executor does not expose them to observers (the executor's own
+// aws-sdk:sfn:describeMapRun Task reports them).
 //
 // Create it with [NewStepFunctions]; Close aborts the running executions and
 // waits for them.
@@ -136,6 +143,9 @@ func (sf *StepFunctions) AddStateMachine(arn, definition string, opts StateMachi
 	m, err := local.Load([]byte(definition))
 	if err != nil {
 		return fmt.Errorf("emulator: load state machine %s: %w", arn, err)
+	}
+	if opts.S3 == nil {
+		opts.S3 = sf.srv.LocalS3()
 	}
 	sf.mu.Lock()
 	defer sf.mu.Unlock()
@@ -396,6 +406,7 @@ func (sf *StepFunctions) run(m *sfnMachine, ex *sfnExecution, clock local.Clock)
 		MaxConcurrency:  m.opts.MaxConcurrency,
 		ExecutionName:   ex.name,
 		StateMachineArn: m.arn,
+		S3:              m.opts.S3,
 	})
 	sf.mu.Lock()
 	defer sf.mu.Unlock()
@@ -757,7 +768,7 @@ func (sf *StepFunctions) describeMapRun(body []byte) (any, *sfnError) {
 		PendingRedrive        int `json:"pendingRedrive"`
 	}
 	c := counts{Pending: mr.counts.Pending, Running: mr.counts.Running, Succeeded: mr.counts.Succeeded,
-		Failed: mr.counts.Failed, Aborted: mr.counts.Aborted, Total: mr.counts.Total}
+		Failed: mr.counts.Failed, Aborted: mr.counts.Aborted, Total: mr.counts.Total, ResultsWritten: mr.counts.ResultsWritten}
 	return struct {
 		MapRunArn                  string       `json:"mapRunArn"`
 		ExecutionArn               string       `json:"executionArn"`
