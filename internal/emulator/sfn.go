@@ -432,12 +432,20 @@ func (o sfnObserver) Event(ref local.ExecutionRef, ev local.HistoryEvent) {
 	defer sf.mu.Unlock()
 	ex, ok := sf.execs[ref.ID]
 	if !ok {
-		// A Distributed Map child: it appears with its ExecutionStarted.
+		// A Distributed Map child: it appears with its ExecutionStarted. Its
+		// state machine is <parent's>/<Map Run label>, as Step Functions
+		// names it (ResultWriter (Map), developer guide: child results
+		// carry "StateMachineArn": "...:stateMachine:orderProcessing/getOrders").
 		machine := ""
 		if mr, ok := sf.mapRuns[ref.MapRunID]; ok {
 			machine = mr.machineArn
 		} else if parent, ok := sf.execs[ref.ParentID]; ok {
 			machine = parent.machineArn
+		}
+		if i := strings.LastIndex(ref.MapRunID, ":"); machine != "" && i > 0 {
+			if j := strings.LastIndex(ref.MapRunID[:i], "/"); j >= 0 {
+				machine += "/" + ref.MapRunID[j+1:i]
+			}
 		}
 		ex = &sfnExecution{arn: ref.ID, name: ref.Name, machineArn: machine, parentArn: ref.ParentID, mapRunArn: ref.MapRunID, status: "RUNNING", startDate: ev.Timestamp}
 		sf.execs[ref.ID] = ex
