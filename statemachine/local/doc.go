@@ -129,7 +129,7 @@
 //
 // # S3: ItemReader, ResultWriter
 //
-// Options.S3 (see S3; DirS3 is a local folder) serves them. An ItemReader
+// Options.S3 (see S3; DirS3 is a local folder, MemS3 memory) serves them. An ItemReader
 // ("ItemReader (Map)", AWS Step Functions Developer Guide) reads one object
 // once the Map Run has started: a JSON array (or the array ItemsPointer
 // names), JSON Lines (one item per non-empty line) or CSV parsed by the

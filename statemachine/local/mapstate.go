@@ -404,7 +404,7 @@ launch:
 	switch rw := st.resultWriter; {
 	case rw != nil && rw.resource != "":
 		out, written, werr := r.writeResults(t.ctx, writerBucket, writerPrefix, mapRunArn, records)
-		if werr != nil && werr.aborted {
+		if werr != nil && (werr.aborted || werr.timedOut) {
 			ended("ABORTED")
 			t.emit("MapRunAborted", st.name, func() any {
 				return map[string]any{"mapRunArn": mapRunArn, "counts": countsDetails()}
@@ -429,6 +429,7 @@ launch:
 		notify()
 		mu.Unlock()
 		result = out
+	case fatal != nil || failure != nil:
 	case rw != nil:
 		result = transformed(records, rw.transformation, s.machineArn+"/"+label)
 	default:

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,7 +10,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -17,8 +20,9 @@ import (
 // ItemReader (GetObject) and ResultWriter (PutObject), and for the Task
 // resource arn:aws:states:::aws-sdk:s3:getObject. On AWS these calls use the
 // state machine's role; here they use whatever the implementation is bound
-// to: [DirS3] (a local folder, for `trailfill run`), the Step Functions
-// emulator's own S3, or an adapter over an S3 client.
+// to: [DirS3] (a local folder, for `trailfill run`), [MemS3] (memory, for
+// `trailfill plan`), the Step Functions emulator's own S3, or an adapter
+// over an S3 client.
 //
 // GetObject returns the whole object. Errors that wrap [ErrNoSuchKey] or
 // [ErrNoSuchBucket] are reported as S3 does (S3.NoSuchKeyException,
@@ -57,6 +61,63 @@ var (
 	ErrNoSuchKey    = errors.New("the specified key does not exist")
 	ErrNoSuchBucket = errors.New("the specified bucket does not exist")
 )
+
+// MemS3 is an [S3] in memory, for simulations such as `trailfill plan`:
+// a bucket exists once something was written to it. The zero value is
+// ready to use; it is safe for concurrent use.
+type MemS3 struct {
+	mu      sync.Mutex
+	buckets map[string]map[string][]byte
+}
+
+// GetObject returns a copy of bucket/key.
+func (m *MemS3) GetObject(ctx context.Context, bucket, key string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.buckets[bucket]
+	if !ok {
+		return nil, fmt.Errorf("read s3://%s/%s: %w", bucket, key, ErrNoSuchBucket)
+	}
+	body, ok := b[key]
+	if !ok {
+		return nil, fmt.Errorf("read s3://%s/%s: %w", bucket, key, ErrNoSuchKey)
+	}
+	return bytes.Clone(body), nil
+}
+
+// PutObject stores a copy of body as bucket/key.
+func (m *MemS3) PutObject(ctx context.Context, bucket, key string, body []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.buckets == nil {
+		m.buckets = map[string]map[string][]byte{}
+	}
+	if m.buckets[bucket] == nil {
+		m.buckets[bucket] = map[string][]byte{}
+	}
+	m.buckets[bucket][key] = bytes.Clone(body)
+	return nil
+}
+
+// Keys returns the sorted keys of a bucket that start with prefix.
+func (m *MemS3) Keys(bucket, prefix string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for k := range m.buckets[bucket] {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
 
 // DirS3 is an [S3] over a local folder: bucket B is the subfolder B of Root
 // and key K the file B/K (K's "/" separate folders). Writes are atomic: the

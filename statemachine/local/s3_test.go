@@ -162,3 +162,30 @@ func TestDirS3(t *testing.T) {
 		}
 	})
 }
+
+func TestMemS3(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var m MemS3
+	if _, err := m.GetObject(ctx, "b", "k"); !errors.Is(err, ErrNoSuchBucket) {
+		t.Fatalf("empty store: %v", err)
+	}
+	body := []byte("v1")
+	if err := m.PutObject(ctx, "b", "runs/k", body); err != nil {
+		t.Fatal(err)
+	}
+	body[0] = 'x' // the store keeps its own copy
+	if err := m.PutObject(ctx, "b", "other", nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.GetObject(ctx, "b", "runs/k")
+	if err != nil || string(got) != "v1" {
+		t.Fatalf("get = %q, %v", got, err)
+	}
+	if _, err := m.GetObject(ctx, "b", "nope"); !errors.Is(err, ErrNoSuchKey) {
+		t.Fatalf("missing key: %v", err)
+	}
+	if keys := m.Keys("b", "runs/"); len(keys) != 1 || keys[0] != "runs/k" {
+		t.Fatalf("keys %v", keys)
+	}
+}
