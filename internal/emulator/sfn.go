@@ -38,6 +38,11 @@ type StateMachineOptions struct {
 	// MaxConcurrency caps the Distributed Map children run at once
 	// in-process (0: local.DefaultMaxConcurrency).
 	MaxConcurrency int
+	// S3 serves the Distributed Map ItemReader and ResultWriter and the
+	// aws-sdk:s3:getObject Task; nil means the emulator's own S3
+	// ([Server.LocalS3]), as the buckets of a state machine's own account
+	// are on AWS.
+	S3 local.S3
 }
 
 // StepFunctions emulates the AWS Step Functions API (service "states",
@@ -53,8 +58,10 @@ type StateMachineOptions struct {
 // DescribeExecution (parents and Distributed Map children), GetExecutionHistory
 // (paged, reverseOrder, includeExecutionData), ListMapRuns and DescribeMapRun.
 // DescribeMapRun reports itemCounts and executionCounts (equal: one item per
-// child, no ItemBatcher); maxConcurrency and the tolerated failures are
-// reported as 0, as the executor does not expose them.
+// child, no ItemBatcher) with resultsWritten once a ResultWriter exported
+// the results; maxConcurrency and the tolerated failures are reported as 0,
+// as the executor does not expose them to observers (the executor's own
+// aws-sdk:sfn:describeMapRun Task reports them).
 //
 // Create it with [NewStepFunctions]; Close aborts the running executions and
 // waits for them.
@@ -136,6 +143,9 @@ func (sf *StepFunctions) AddStateMachine(arn, definition string, opts StateMachi
 	m, err := local.Load([]byte(definition))
 	if err != nil {
 		return fmt.Errorf("emulator: load state machine %s: %w", arn, err)
+	}
+	if opts.S3 == nil {
+		opts.S3 = sf.srv.LocalS3()
 	}
 	sf.mu.Lock()
 	defer sf.mu.Unlock()
@@ -396,6 +406,7 @@ func (sf *StepFunctions) run(m *sfnMachine, ex *sfnExecution, clock local.Clock)
 		MaxConcurrency:  m.opts.MaxConcurrency,
 		ExecutionName:   ex.name,
 		StateMachineArn: m.arn,
+		S3:              m.opts.S3,
 	})
 	sf.mu.Lock()
 	defer sf.mu.Unlock()
@@ -421,12 +432,20 @@ func (o sfnObserver) Event(ref local.ExecutionRef, ev local.HistoryEvent) {
 	defer sf.mu.Unlock()
 	ex, ok := sf.execs[ref.ID]
 	if !ok {
-		// A Distributed Map child: it appears with its ExecutionStarted.
+		// A Distributed Map child: it appears with its ExecutionStarted. Its
+		// state machine is <parent's>/<Map Run label>, as Step Functions
+		// names it (ResultWriter (Map), developer guide: child results
+		// carry "StateMachineArn": "...:stateMachine:orderProcessing/getOrders").
 		machine := ""
 		if mr, ok := sf.mapRuns[ref.MapRunID]; ok {
 			machine = mr.machineArn
 		} else if parent, ok := sf.execs[ref.ParentID]; ok {
 			machine = parent.machineArn
+		}
+		if i := strings.LastIndex(ref.MapRunID, ":"); machine != "" && i > 0 {
+			if j := strings.LastIndex(ref.MapRunID[:i], "/"); j >= 0 {
+				machine += "/" + ref.MapRunID[j+1:i]
+			}
 		}
 		ex = &sfnExecution{arn: ref.ID, name: ref.Name, machineArn: machine, parentArn: ref.ParentID, mapRunArn: ref.MapRunID, status: "RUNNING", startDate: ev.Timestamp}
 		sf.execs[ref.ID] = ex
@@ -757,7 +776,7 @@ func (sf *StepFunctions) describeMapRun(body []byte) (any, *sfnError) {
 		PendingRedrive        int `json:"pendingRedrive"`
 	}
 	c := counts{Pending: mr.counts.Pending, Running: mr.counts.Running, Succeeded: mr.counts.Succeeded,
-		Failed: mr.counts.Failed, Aborted: mr.counts.Aborted, Total: mr.counts.Total}
+		Failed: mr.counts.Failed, Aborted: mr.counts.Aborted, Total: mr.counts.Total, ResultsWritten: mr.counts.ResultsWritten}
 	return struct {
 		MapRunArn                  string       `json:"mapRunArn"`
 		ExecutionArn               string       `json:"executionArn"`

@@ -18,7 +18,9 @@ type Machine struct {
 	root           *stateList
 	// varNames holds every variable any Assign of the definition can set.
 	varNames map[string]bool
-	hasTasks bool
+	// needsInvoker: a Task calls Lambda; needsS3: an ItemReader, a
+	// ResultWriter exporting to S3 or an aws-sdk:s3 Task.
+	needsInvoker, needsS3 bool
 }
 
 // Comment returns the definition's top-level Comment.
@@ -34,6 +36,8 @@ type stateList struct {
 const (
 	integrationLambdaInvoke   = iota + 1 // arn:aws:states:::lambda:invoke
 	integrationLambdaFunction            // arn:aws:lambda:...:function:name
+	integrationDescribeMapRun            // arn:aws:states:::aws-sdk:sfn:describeMapRun
+	integrationS3GetObject               // arn:aws:states:::aws-sdk:s3:getObject
 )
 
 type state struct {
@@ -72,6 +76,8 @@ type state struct {
 	toleratedPct   template
 	toleratedCount template
 	label          string
+	itemReader     *itemReader   // nil: Items (or the state input)
+	resultWriter   *resultWriter // nil: the children's outputs are the result
 }
 
 type retrier struct {
@@ -99,9 +105,8 @@ type choiceRule struct {
 
 // Fields accepted by every JSONata state, and per state type. Anything else
 // (JSONPath fields such as InputPath, Parameters, ResultPath,
-// ResultSelector, OutputPath, or unsupported features such as ItemReader,
-// ResultWriter, ItemBatcher, HeartbeatSeconds, Credentials) is refused by
-// name.
+// ResultSelector, OutputPath, or unsupported features such as ItemBatcher,
+// HeartbeatSeconds, Credentials) is refused by name.
 var (
 	commonFields = []string{"Type", "Comment", "QueryLanguage"}
 	stateFields  = map[string][]string{
@@ -112,7 +117,7 @@ var (
 		"Succeed": {"Output"},
 		"Fail":    {"Error", "Cause"},
 		"Map": {"Next", "End", "Output", "Assign", "Items", "ItemSelector", "ItemProcessor", "MaxConcurrency",
-			"ToleratedFailurePercentage", "ToleratedFailureCount", "Label", "Retry", "Catch"},
+			"ToleratedFailurePercentage", "ToleratedFailureCount", "Label", "ItemReader", "ResultWriter", "Retry", "Catch"},
 	}
 	topFields       = []string{"StartAt", "States", "Comment", "TimeoutSeconds", "Version", "QueryLanguage"}
 	processorFields = []string{"StartAt", "States", "ProcessorConfig", "Comment"}
@@ -125,6 +130,9 @@ var (
 	lambdaInvokeResource   = regexp.MustCompile(`^arn:aws[a-z-]*:states:::lambda:invoke$`)
 	lambdaIntegrationOther = regexp.MustCompile(`^arn:aws[a-z-]*:states:::lambda:invoke\.`)
 	lambdaFunctionResource = regexp.MustCompile(`^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9_$-]+)?$`)
+	// sdkResource is an AWS SDK service integration: service, action and
+	// an optional integration pattern (.waitForTaskToken).
+	sdkResource = regexp.MustCompile(`^arn:aws[a-z-]*:states:::aws-sdk:([a-z0-9]+):([A-Za-z0-9]+)(\..*)?$`)
 )
 
 // Load parses and validates a state machine definition written in the
@@ -175,14 +183,14 @@ func Load(definition []byte) (*Machine, error) {
 		return nil, err
 	}
 	m.varNames = p.vars
-	m.hasTasks = p.hasTasks
+	m.needsInvoker, m.needsS3 = p.needsInvoker, p.needsS3
 	return m, nil
 }
 
 type parser struct {
-	names    map[string]bool
-	vars     map[string]bool
-	hasTasks bool
+	names                 map[string]bool
+	vars                  map[string]bool
+	needsInvoker, needsS3 bool
 }
 
 func onlyFields(obj map[string]any, allowed []string, refuse func(field string) error) error {
@@ -447,7 +455,6 @@ func isNonNegativeInt(f float64) bool { return f >= 0 && f == math.Trunc(f) && f
 func isPositiveInt(f float64) bool    { return f > 0 && f == math.Trunc(f) && f <= 99999999 }
 
 func (p *parser) task(st *state, obj map[string]any) error {
-	p.hasTasks = true
 	res, ok, err := optString(obj, "Resource", fmt.Sprintf("state %q", st.name))
 	if err != nil {
 		return err
@@ -456,32 +463,78 @@ func (p *parser) task(st *state, obj map[string]any) error {
 		return invalid("state %q has no Resource", st.name)
 	}
 	st.resource = res
+	// Arguments members each integration requires and accepts, when the
+	// Arguments are an object literal (an expression is checked when it is
+	// evaluated).
+	var required, accepted []string
 	switch {
 	case lambdaInvokeResource.MatchString(res):
 		st.integration = integrationLambdaInvoke
+		p.needsInvoker = true
 	case lambdaIntegrationOther.MatchString(res):
 		return invalid("unsupported resource %q in state %q: only the request-response lambda:invoke integration is supported (no .sync or .waitForTaskToken)", res, st.name)
 	case lambdaFunctionResource.MatchString(res):
 		st.integration = integrationLambdaFunction
+		p.needsInvoker = true
+	case sdkResource.MatchString(res):
+		m := sdkResource.FindStringSubmatch(res)
+		switch {
+		case m[3] != "":
+			return invalid("unsupported resource %q in state %q: AWS SDK integrations run request-response only (no %s)", res, st.name, m[3])
+		case m[1] == "sfn" && m[2] == "describeMapRun":
+			st.integration = integrationDescribeMapRun
+			required, accepted = []string{"MapRunArn"}, []string{"MapRunArn"}
+		case m[1] == "s3" && m[2] == "getObject":
+			st.integration = integrationS3GetObject
+			required, accepted = []string{"Bucket", "Key"}, []string{"Bucket", "Key"}
+			p.needsS3 = true
+		default:
+			return invalid("unsupported resource %q in state %q: the AWS SDK integrations supported are aws-sdk:sfn:describeMapRun and aws-sdk:s3:getObject", res, st.name)
+		}
 	default:
-		return invalid("unsupported resource %q in state %q: only arn:aws:states:::lambda:invoke and Lambda function ARNs are supported", res, st.name)
+		return invalid("unsupported resource %q in state %q: only arn:aws:states:::lambda:invoke, Lambda function ARNs, arn:aws:states:::aws-sdk:sfn:describeMapRun and arn:aws:states:::aws-sdk:s3:getObject are supported", res, st.name)
+	}
+	if st.integration == integrationLambdaInvoke {
+		required = []string{"FunctionName"}
 	}
 	if v, ok := obj["Arguments"]; ok {
 		if st.arguments, err = p.template(v, st.name, "Arguments"); err != nil {
 			return err
 		}
-		if args, isObj := v.(map[string]any); isObj && st.integration == integrationLambdaInvoke {
-			if _, has := args["FunctionName"]; !has {
-				return invalid("state %q: the Arguments of lambda:invoke need a FunctionName", st.name)
+		if args, isObj := v.(map[string]any); isObj {
+			for _, f := range required {
+				if _, has := args[f]; !has {
+					return invalid("state %q: the Arguments of %s need a %s", st.name, integrationName(st.integration), f)
+				}
+			}
+			if accepted != nil {
+				if err := onlyFields(args, accepted, func(f string) error {
+					return invalid("unsupported argument %q of %s in state %q", f, integrationName(st.integration), st.name)
+				}); err != nil {
+					return err
+				}
 			}
 		}
-	} else if st.integration == integrationLambdaInvoke {
-		return invalid("state %q: lambda:invoke needs Arguments with a FunctionName", st.name)
+	} else if len(required) > 0 {
+		return invalid("state %q: %s needs Arguments with %s", st.name, integrationName(st.integration), strings.Join(required, " and "))
 	}
 	if st.timeout, err = p.numberField(obj, "TimeoutSeconds", st.name, isPositiveInt, "a positive integer"); err != nil {
 		return err
 	}
 	return p.errorHandling(st, obj)
+}
+
+// integrationName names a Task integration in messages.
+func integrationName(integration int) string {
+	switch integration {
+	case integrationLambdaInvoke:
+		return "lambda:invoke"
+	case integrationDescribeMapRun:
+		return "aws-sdk:sfn:describeMapRun"
+	case integrationS3GetObject:
+		return "aws-sdk:s3:getObject"
+	}
+	return "a Lambda function"
 }
 
 func (p *parser) errorHandling(st *state, obj map[string]any) error {
@@ -800,10 +853,27 @@ func (p *parser) mapState(st *state, obj map[string]any, ql string) error {
 		}
 	}
 	if !st.distributed {
-		for _, f := range []string{"ToleratedFailurePercentage", "ToleratedFailureCount", "Label"} {
+		for _, f := range []string{"ToleratedFailurePercentage", "ToleratedFailureCount", "Label", "ItemReader", "ResultWriter"} {
 			if _, ok := obj[f]; ok {
 				return invalid("field %q in state %q requires ProcessorConfig Mode DISTRIBUTED", f, st.name)
 			}
+		}
+	}
+	if v, ok := obj["ItemReader"]; ok {
+		if _, hasItems := obj["Items"]; hasItems {
+			return invalid("state %q has both Items and ItemReader: use one", st.name)
+		}
+		if st.itemReader, err = p.itemReader(st.name, v); err != nil {
+			return err
+		}
+		p.needsS3 = true
+	}
+	if v, ok := obj["ResultWriter"]; ok {
+		if st.resultWriter, err = p.resultWriter(st.name, v); err != nil {
+			return err
+		}
+		if st.resultWriter.resource != "" {
+			p.needsS3 = true
 		}
 	}
 	if err := p.errorHandling(st, obj); err != nil {

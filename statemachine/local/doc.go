@@ -9,7 +9,7 @@
 //
 // Load accepts definitions whose states all use QueryLanguage "JSONata" (set
 // at the top level or per state) and refuses anything else by name, for
-// example `unsupported field "ItemReader" in state "Read items"` or
+// example `unsupported field "ItemBatcher" in state "Read items"` or
 // `unsupported state type "Parallel" in state "Fan out"`:
 //
 //   - Top level: StartAt, States, Comment, TimeoutSeconds, Version,
@@ -20,24 +20,37 @@
 //   - Choice: Choices (Condition, Next, Output, Assign), Default.
 //   - Wait: Seconds only (a number or JSONata), slept through Options.Clock.
 //   - Task: Resource "arn:aws:states:::lambda:invoke" (Arguments with
-//     FunctionName and Payload) or a Lambda function ARN; Arguments,
-//     TimeoutSeconds, Retry, Catch.
+//     FunctionName and Payload), a Lambda function ARN,
+//     "arn:aws:states:::aws-sdk:sfn:describeMapRun" (Arguments MapRunArn)
+//     or "arn:aws:states:::aws-sdk:s3:getObject" (Arguments Bucket, Key);
+//     Arguments, TimeoutSeconds, Retry, Catch.
 //   - Map: Items, ItemSelector, ItemProcessor (StartAt, States,
 //     ProcessorConfig Mode INLINE or DISTRIBUTED with ExecutionType
-//     STANDARD), MaxConcurrency, ToleratedFailurePercentage,
-//     ToleratedFailureCount and Label (distributed only), Retry, Catch.
+//     STANDARD), MaxConcurrency, Retry, Catch; distributed only:
+//     ToleratedFailurePercentage, ToleratedFailureCount, Label,
+//     ItemReader (Resource "arn:aws:states:::s3:getObject", Arguments
+//     Bucket and Key, ReaderConfig InputType JSON (with ItemsPointer),
+//     JSONL or CSV (CSVHeaderLocation FIRST_ROW or GIVEN with CSVHeaders,
+//     CSVDelimiter), MaxItems; GZIP objects by their .gz key) and
+//     ResultWriter (Resource "arn:aws:states:::s3:putObject" with
+//     Arguments Bucket and Prefix, and/or WriterConfig OutputType JSON or
+//     JSONL, Transformation NONE, COMPACT or FLATTEN).
 //   - Retry: ErrorEquals, IntervalSeconds, MaxAttempts, BackoffRate,
 //     MaxDelaySeconds, JitterStrategy. Catch: ErrorEquals, Next, Output,
 //     Assign.
 //
 // Refused: JSONPath states and fields (InputPath, Parameters, ResultPath,
-// ResultSelector, OutputPath, Result, ...), Parallel, ItemReader,
-// ResultWriter, ItemBatcher, HeartbeatSeconds, Credentials, Wait Timestamp,
-// Express child workflows, .sync and .waitForTaskToken resources, any other
-// service integration. Load also checks that StartAt and every Next, Default
-// and Catch target exist in the same list of states, that every state is
-// reachable, that non-terminal states have Next, that Choice has Choices,
-// that state names are unique and that States.ALL stands alone and last.
+// ResultSelector, OutputPath, Result, ItemsPath, MaxItemsPath, ...),
+// Parallel, ItemBatcher, HeartbeatSeconds, Credentials, Wait Timestamp,
+// Express child workflows, .sync and .waitForTaskToken resources, ItemReader
+// over s3:listObjectsV2, MANIFEST (Athena, S3 inventory) and PARQUET input,
+// ItemReader VersionId and ExpectedBucketOwner, ZSTD objects, a JSONL
+// WriterConfig without S3, any other service integration (aws-sdk:dynamodb,
+// aws-sdk:sfn:startExecution, ...) and aws-sdk arguments beyond those
+// listed. Load also checks that StartAt and every Next, Default and Catch
+// target exist in the same list of states, that every state is reachable,
+// that non-terminal states have Next, that Choice has Choices, that state
+// names are unique and that States.ALL stands alone and last.
 //
 // # JSONata
 //
@@ -106,7 +119,45 @@
 // "stopped by Step Functions because the Map Run failed"), unstarted ones
 // stay pending, and the cause names the counts and the first failed child
 // with its error and cause. With tolerated failures the Map succeeds and a
-// failed child's slot in the output holds {"Error": .., "Cause": ..}.
+// failed child's slot in the output holds the child's description
+// (ExecutionArn, Name, Input, Status, Error, Cause, StartDate, StopDate,
+// StateMachineArn, RedriveCount, RedriveStatus): "If a child workflow
+// execution fails, Step Functions returns its execution result unchanged"
+// ("ResultWriter (Map)", developer guide). A child's input (after
+// ItemSelector) above 256 KiB fails the Map Run with
+// States.DataLimitExceeded.
+//
+// # S3: ItemReader, ResultWriter
+//
+// Options.S3 (see S3; DirS3 is a local folder, MemS3 memory) serves them. An ItemReader
+// ("ItemReader (Map)", AWS Step Functions Developer Guide) reads one object
+// once the Map Run has started: a JSON array (or the array ItemsPointer
+// names), JSON Lines (one item per non-empty line) or CSV parsed by the
+// developer guide's rules into objects of strings keyed by the header,
+// at most MaxItems (0: all, at most 100,000,000) items. Every read or parse
+// failure fails the Map Run with States.ItemReaderFailed, with the causes
+// Step Functions gives where they are known ("Attempting to map over
+// non-iterable node.", "CSV headers cannot contain duplicates.").
+//
+// A ResultWriter with S3 ("ResultWriter (Map)", developer guide) writes,
+// when the Map Run ends (succeeded, or failed with its tolerated failures
+// exceeded; not when aborted), under <Prefix>/<Map Run ID>/:
+// SUCCEEDED_n.json, FAILED_n.json (failed, timed-out and aborted children)
+// and PENDING_n.json (children never started), each a JSON array (or JSON
+// Lines) of results, split at 5 GB (MaxResultFileBytes), then
+// manifest.json {"DestinationBucket", "MapRunArn", "ResultFiles":
+// {"FAILED": [{"Key", "Size"}], "PENDING": [...], "SUCCEEDED": [...]}}.
+// With Transformation NONE (the default with S3) a result is the child's
+// description with Input and Output as JSON strings; COMPACT writes the
+// outputs, FLATTEN splices array outputs in; failed children are always
+// described. The files are named .json whatever the OutputType. A PENDING
+// entry has only Input (the item, without ItemSelector), InputDetails and
+// Status. The Map's result is then {"MapRunArn": .., "ResultWriterDetails":
+// {"Bucket": .., "Key": <manifest.json>}}, small at any item count, and the
+// Map Run's ResultsWritten count is set. A write failure fails the Map Run
+// with States.ResultWriterFailed (a Map Run already failing keeps its
+// error and its cause says the results are missing). A WriterConfig alone
+// shapes the Map's result (COMPACT by default) without S3.
 //
 // # Tasks
 //
@@ -116,6 +167,24 @@
 // TaskError and the naming of Go errors there). TimeoutSeconds gives the
 // Invoker's context a deadline (real time, whatever the Clock) and a task
 // that passes it fails with States.Timeout. A missing Payload is sent as {}.
+//
+// AWS SDK integrations ("AWS SDK service integrations", developer guide)
+// take the request in PascalCase Arguments and return the response in
+// PascalCase. aws-sdk:sfn:describeMapRun answers from the Map Runs of the
+// same execution tree (the parent and its children) with the DescribeMapRun
+// response: MapRunArn, ExecutionArn, Status, StartDate, StopDate,
+// MaxConcurrency, ToleratedFailurePercentage, ToleratedFailureCount,
+// ItemCounts and ExecutionCounts (Total, Pending, Running, Succeeded,
+// Failed, TimedOut, Aborted, ResultsWritten, FailuresNotRedrivable,
+// PendingRedrive), RedriveCount; so a state after a Distributed Map that
+// tolerates failures can fail the execution when ExecutionCounts.Failed >
+// 0. aws-sdk:s3:getObject reads through Options.S3 and returns
+// AcceptRanges, Body (the object as a string), ContentLength, ContentType,
+// ETag, LastModified and Metadata. Service errors are named as Step
+// Functions names them: S3.NoSuchKeyException, S3.NoSuchBucketException,
+// Sfn.ResourceNotFoundException, Sfn.InvalidArnException, with the cause
+// "<message> (Service: <service>, Status Code: <status>, Request ID:
+// <id>)". Timestamps are ISO 8601 UTC with milliseconds.
 //
 // # Errors, Retry and Catch
 //
@@ -163,9 +232,12 @@
 //     recorded from AWS for its validated snapshot tests). A state that
 //     fails without a catcher has no StateExited. A Task, Map or Wait
 //     interrupted by an abort records <Type>StateAborted.
-//   - Task with lambda:invoke, per attempt: TaskScheduled, TaskStarted, then
-//     TaskSucceeded, TaskFailed or TaskTimedOut. A retry adds another
-//     TaskScheduled, TaskStarted and outcome (no new TaskStateEntered).
+//   - Task with lambda:invoke or an aws-sdk resource, per attempt:
+//     TaskScheduled, TaskStarted, then TaskSucceeded, TaskFailed or
+//     TaskTimedOut (resourceType "lambda" and resource "invoke", or
+//     "aws-sdk:sfn" and "describeMapRun", "aws-sdk:s3" and "getObject"). A
+//     retry adds another TaskScheduled, TaskStarted and outcome (no new
+//     TaskStateEntered).
 //     With a Lambda function ARN: LambdaFunctionScheduled,
 //     LambdaFunctionStarted, LambdaFunctionSucceeded/Failed/TimedOut.
 //   - Inline Map: MapStateStarted; per item MapIterationStarted, the
@@ -176,6 +248,9 @@
 //   - Distributed Map, in the parent: MapStateStarted, MapRunStarted, then
 //     MapRunSucceeded, MapRunFailed or MapRunAborted, then MapStateSucceeded
 //     or MapStateFailed. The children's events are in their own histories.
+//     Reading an ItemReader's object and writing a ResultWriter's files add
+//     no events; with an ItemReader MapStateStarted reports length 0 (the
+//     items are read by the Map Run), as in histories recorded from AWS.
 //     The first StateEntered of an execution has PreviousEventID 0, like
 //     ExecutionStarted; every other event names the event before it on its
 //     thread (its Map iteration, or the main path).
@@ -197,4 +272,13 @@
 // transition per state entered (states inside inline Map iterations
 // included, in the parent) and one per retry. Distributed Map children count
 // their own transitions; Stats.TotalTransitions adds them all up.
+//
+// # Payload sizes
+//
+// Stats.Sizes reports an execution's input and its largest state output,
+// Task request (the evaluated Arguments) and Task result, in bytes of
+// compact JSON, with the state that produced each; Stats.MaxSizes the
+// largest over the execution and all its Distributed Map children, with the
+// execution each was seen in. `trailfill plan` compares them with
+// MaxPayloadBytes.
 package local

@@ -18,6 +18,12 @@ const (
 	ErrorNoChoiceMatched         = "States.NoChoiceMatched"
 	ErrorExceedToleratedFailures = "States.ExceedToleratedFailureThreshold"
 	ErrorDataLimitExceeded       = "States.DataLimitExceeded"
+	// ErrorItemReaderFailed: "A Map state failed to read all items as
+	// specified by the ItemReader field"; ErrorResultWriterFailed: "A Map
+	// state failed to write all results as specified by the ResultWriter
+	// field" (Amazon States Language, Errors).
+	ErrorItemReaderFailed   = "States.ItemReaderFailed"
+	ErrorResultWriterFailed = "States.ResultWriterFailed"
 	// ErrorAborted is not a Step Functions error name: it is the Error of a
 	// Result whose execution was aborted (Status ABORTED) because its context
 	// ended, the counterpart of StopExecution.
@@ -99,11 +105,19 @@ func (e *stateError) terminal() bool {
 
 // dataLimit checks a payload against the 256 KiB quota.
 func dataLimit(v any, what string) *stateError {
-	if n, ok := jsonSize(v, MaxPayloadBytes); !ok {
-		return &stateError{Name: ErrorDataLimitExceeded, Cause: fmt.Sprintf(
+	_, serr := sizeWithin(v, what)
+	return serr
+}
+
+// sizeWithin returns the size of a payload (UTF-8 JSON bytes; past the
+// quota, the size measured so far) and checks it against the 256 KiB quota.
+func sizeWithin(v any, what string) (int, *stateError) {
+	n, ok := jsonSize(v, MaxPayloadBytes)
+	if !ok {
+		return n, &stateError{Name: ErrorDataLimitExceeded, Cause: fmt.Sprintf(
 			"%s has a size of more than %d bytes (at least %d), exceeding the maximum number of bytes service limit", what, MaxPayloadBytes, n)}
 	}
-	return nil
+	return n, nil
 }
 
 // errExecutionTimeout is the cause of an execution context that ended

@@ -53,7 +53,8 @@ const distributedMapConcurrency = 10000
 
 // Options configure one execution.
 type Options struct {
-	// Invoker runs Task states. Required when the definition has a Task.
+	// Invoker runs the Lambda Task states. Required when the definition
+	// has one.
 	Invoker Invoker
 	// Clock is used for timestamps, $now(), Retry delays and Wait states;
 	// the default is the system clock. Tests (and `trailfill plan`) use a
@@ -79,6 +80,13 @@ type Options struct {
 	// Step Functions), a negative value means no limit (to measure how far
 	// past the quota an execution would go).
 	HistoryLimit int
+	// S3 serves the Distributed Map ItemReader and ResultWriter and the
+	// aws-sdk:s3:getObject Task. Required when the definition uses one of
+	// them.
+	S3 S3
+
+	// resultFileBytes overrides MaxResultFileBytes (tests).
+	resultFileBytes int
 }
 
 // Result is the outcome of an execution.
@@ -118,6 +126,11 @@ type Stats struct {
 	MaxHistoryEvents int
 	// MaxHistoryExecution is the ARN of the execution that had it.
 	MaxHistoryExecution string
+	// Sizes are this execution's largest payloads.
+	Sizes Sizes
+	// MaxSizes are the largest payloads of this execution and all its
+	// Distributed Map children, each with the execution it was seen in.
+	MaxSizes Sizes
 }
 
 // Execution statuses.
@@ -142,6 +155,11 @@ type settings struct {
 	machineName    string
 	machineArn     string
 	roleArn        string
+	s3             S3
+	mapRuns        *mapRuns
+	// resultFileBytes is the ResultWriter's file size limit (0: the AWS
+	// one).
+	resultFileBytes int
 }
 
 // tally accumulates counts over an execution tree.
@@ -153,27 +171,35 @@ type tally struct {
 	mu         sync.Mutex
 	maxHistory int64
 	maxExec    string
+	maxSizes   Sizes
 }
 
-func (t *tally) history(n int64, exec string) {
+// finished records an ended execution's history length and sizes.
+func (t *tally) finished(n int64, exec string, sizes Sizes) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if n > t.maxHistory || t.maxExec == "" {
 		t.maxHistory, t.maxExec = n, exec
 	}
+	t.maxSizes.merge(sizes)
 }
 
 // Execute runs the state machine on input (a JSON document; empty means {}).
 // It returns an error only for misuse: invalid input JSON, a definition with
-// Task states but no Invoker, or a malformed StateMachineArn. A failed,
-// timed-out or aborted execution is a Result with that Status.
+// Lambda Task states but no Invoker, a definition that reads or writes S3
+// (ItemReader, ResultWriter to S3, aws-sdk:s3:getObject) but no Options.S3,
+// or a malformed StateMachineArn. A failed, timed-out or aborted execution
+// is a Result with that Status.
 func (m *Machine) Execute(ctx context.Context, input json.RawMessage, opts Options) (*Result, error) {
 	s, err := resolve(opts)
 	if err != nil {
 		return nil, err
 	}
-	if m.hasTasks && s.invoker == nil {
-		return nil, errors.New("execute: the definition has Task states but Options.Invoker is nil")
+	if m.needsInvoker && s.invoker == nil {
+		return nil, errors.New("execute: the definition has Lambda Task states but Options.Invoker is nil")
+	}
+	if m.needsS3 && s.s3 == nil {
+		return nil, errors.New("execute: the definition reads or writes S3 (ItemReader, ResultWriter or aws-sdk:s3) but Options.S3 is nil: bind it, for example to a local.DirS3 folder")
 	}
 	if len(strings.TrimSpace(string(input))) == 0 {
 		input = json.RawMessage("{}")
@@ -197,7 +223,7 @@ func (m *Machine) Execute(ctx context.Context, input json.RawMessage, opts Optio
 	if m.timeoutSeconds > 0 {
 		ex.deadline = ex.start.Add(time.Duration(m.timeoutSeconds) * time.Second)
 	}
-	res := ex.run(ctx, in, m.timeoutSeconds)
+	res := ex.run(ctx, in, len(input), m.timeoutSeconds)
 	return res, nil
 }
 
@@ -209,6 +235,10 @@ func resolve(opts Options) (*settings, error) {
 		maxConcurrency: opts.MaxConcurrency,
 		historyLimit:   int64(opts.HistoryLimit),
 		roleArn:        opts.RoleArn,
+		s3:             opts.S3,
+		mapRuns:        &mapRuns{},
+
+		resultFileBytes: opts.resultFileBytes,
 	}
 	if s.clock == nil {
 		s.clock = SystemClock{}
@@ -249,6 +279,7 @@ type execution struct {
 	deadline time.Time // zero: no TimeoutSeconds
 
 	transitions atomic.Int64
+	sizes       sizeMeter
 	// output is the execution's output once it succeeded.
 	output any
 	// contextExecution and contextMachine are the Execution and
@@ -270,8 +301,10 @@ func newExecution(m *Machine, s *settings, ref ExecutionRef, t *tally, states *s
 	}
 }
 
-// run executes the states from StartAt and records the outcome.
-func (ex *execution) run(parent context.Context, input any, timeoutSeconds int64) *Result {
+// run executes the states from StartAt and records the outcome. inputSize
+// is the size of the input document.
+func (ex *execution) run(parent context.Context, input any, inputSize int, timeoutSeconds int64) *Result {
+	ex.noteSize(sizeInput, inputSize, "")
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	if timeoutSeconds > 0 {
@@ -337,10 +370,12 @@ func (ex *execution) run(parent context.Context, input any, timeoutSeconds int64
 	}
 	res.StopTime = ex.s.clock.Now()
 	events := ex.hist.count()
-	ex.tally.history(events, ex.ref.ID)
+	sizes := ex.sizes.get()
+	ex.tally.finished(events, ex.ref.ID, sizes)
 	res.Stats = Stats{
 		StateTransitions: int(ex.transitions.Load()),
 		HistoryEvents:    int(events),
+		Sizes:            sizes,
 	}
 	ex.fillTotals(&res.Stats)
 	return res
@@ -352,6 +387,7 @@ func (ex *execution) fillTotals(st *Stats) {
 	st.Executions = int(ex.tally.executions.Load())
 	ex.tally.mu.Lock()
 	st.MaxHistoryEvents, st.MaxHistoryExecution = int(ex.tally.maxHistory), ex.tally.maxExec
+	st.MaxSizes = ex.tally.maxSizes
 	ex.tally.mu.Unlock()
 }
 

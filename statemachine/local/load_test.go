@@ -6,6 +6,11 @@ import (
 	"testing"
 )
 
+// distributedMap is a Distributed Map state "A" with extra fields.
+func distributedMap(fields string) string {
+	return `"A": {"Type": "Map", ` + fields + `, "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}, "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}, "End": true}`
+}
+
 // wrap puts states into a JSONata definition starting at "A".
 func wrap(states string) string {
 	return `{"QueryLanguage": "JSONata", "StartAt": "A", "States": {` + states + `}}`
@@ -14,9 +19,60 @@ func wrap(states string) string {
 func TestLoadRefusesUnsupported(t *testing.T) {
 	const proc = `"ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}`
 	for _, tc := range []struct{ name, def, want string }{
-		{"ItemReader", wrap(`"Read items": {"Type": "Map", "ItemReader": {"Resource": "arn:aws:states:::s3:getObject"}, ` + proc + `, "End": true}`),
-			`unsupported field "ItemReader" in state "Read items"`},
-		{"ResultWriter", wrap(`"A": {"Type": "Map", "ResultWriter": {}, ` + proc + `, "End": true}`), `unsupported field "ResultWriter" in state "A"`},
+		{"inline ItemReader", wrap(`"Read items": {"Type": "Map", "ItemReader": {"Resource": "arn:aws:states:::s3:getObject"}, ` + proc + `, "End": true}`),
+			`field "ItemReader" in state "Read items" requires ProcessorConfig Mode DISTRIBUTED`},
+		{"inline ResultWriter", wrap(`"A": {"Type": "Map", "ResultWriter": {}, ` + proc + `, "End": true}`), `field "ResultWriter" in state "A" requires ProcessorConfig Mode DISTRIBUTED`},
+		{"listObjectsV2 reader", wrap(distributedMap(`"ItemReader": {"Resource": "arn:aws:states:::s3:listObjectsV2", "Arguments": {"Bucket": "b", "Prefix": "p"}}`)),
+			`unsupported ItemReader resource "arn:aws:states:::s3:listObjectsV2" in state "A"`},
+		{"manifest reader", wrap(distributedMap(`"ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "MANIFEST"}, "Arguments": {"Bucket": "b", "Key": "k"}}`)),
+			`unsupported InputType "MANIFEST" in the ReaderConfig of state "A"`},
+		{"parquet reader", wrap(distributedMap(`"ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "PARQUET"}, "Arguments": {"Bucket": "b", "Key": "k"}}`)),
+			`unsupported InputType "PARQUET" in the ReaderConfig of state "A"`},
+		{"Athena manifest", wrap(distributedMap(`"ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "CSV", "ManifestType": "ATHENA_DATA"}, "Arguments": {"Bucket": "b", "Key": "k"}}`)),
+			`unsupported field "ManifestType" in the ReaderConfig of state "A"`},
+		{"reader version", wrap(distributedMap(`"ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON"}, "Arguments": {"Bucket": "b", "Key": "k", "VersionId": "v1"}}`)),
+			`unsupported argument "VersionId" in the ItemReader of state "A"`},
+		{"reader Parameters", wrap(distributedMap(`"ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON"}, "Parameters": {"Bucket": "b", "Key": "k"}}`)),
+			`unsupported field "Parameters" in the ItemReader of state "A"`},
+		{"reader MaxItemsPath", wrap(distributedMap(`"ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON", "MaxItemsPath": "$.n"}, "Arguments": {"Bucket": "b", "Key": "k"}}`)),
+			`unsupported field "MaxItemsPath" in the ReaderConfig of state "A"`},
+		{"reader without InputType", wrap(distributedMap(`"ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {}, "Arguments": {"Bucket": "b", "Key": "k"}}`)),
+			`the ReaderConfig of state "A" needs an InputType`},
+		{"CSV without header location", wrap(distributedMap(`"ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "CSV"}, "Arguments": {"Bucket": "b", "Key": "k"}}`)),
+			`CSV needs CSVHeaderLocation FIRST_ROW or GIVEN`},
+		{"GIVEN without headers", wrap(distributedMap(`"ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "GIVEN"}, "Arguments": {"Bucket": "b", "Key": "k"}}`)),
+			`CSVHeaderLocation GIVEN needs a non-empty CSVHeaders array`},
+		{"JSON with a CSV field", wrap(distributedMap(`"ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON", "CSVDelimiter": "PIPE"}, "Arguments": {"Bucket": "b", "Key": "k"}}`)),
+			`field "CSVDelimiter" in the ReaderConfig of state "A" requires InputType CSV`},
+		{"MaxItems too large", wrap(distributedMap(`"ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON", "MaxItems": 100000001}, "Arguments": {"Bucket": "b", "Key": "k"}}`)),
+			`field "MaxItems" in state "A" must be an integer from 0 to 100000000`},
+		{"Items and ItemReader", wrap(distributedMap(`"Items": [1], "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON"}, "Arguments": {"Bucket": "b", "Key": "k"}}`)),
+			`state "A" has both Items and ItemReader`},
+		{"empty ResultWriter", wrap(distributedMap(`"ResultWriter": {}`)), `the ResultWriter of state "A" cannot be empty`},
+		{"ResultWriter Parameters", wrap(distributedMap(`"ResultWriter": {"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": "b"}}`)),
+			`unsupported field "Parameters" in the ResultWriter of state "A"`},
+		{"ResultWriter without Arguments", wrap(distributedMap(`"ResultWriter": {"Resource": "arn:aws:states:::s3:putObject"}`)),
+			`the ResultWriter of state "A" needs both Resource and Arguments`},
+		{"ResultWriter other resource", wrap(distributedMap(`"ResultWriter": {"Resource": "arn:aws:states:::s3:copyObject", "Arguments": {"Bucket": "b"}}`)),
+			`unsupported ResultWriter resource "arn:aws:states:::s3:copyObject" in state "A"`},
+		{"ResultWriter argument", wrap(distributedMap(`"ResultWriter": {"Resource": "arn:aws:states:::s3:putObject", "Arguments": {"Bucket": "b", "ExpectedBucketOwner": "1"}}`)),
+			`unsupported argument "ExpectedBucketOwner" in the ResultWriter of state "A"`},
+		{"JSONL state output", wrap(distributedMap(`"ResultWriter": {"WriterConfig": {"OutputType": "JSONL"}}`)),
+			`OutputType JSONL needs Resource and Arguments`},
+		{"unknown Transformation", wrap(distributedMap(`"ResultWriter": {"WriterConfig": {"Transformation": "SQUASH"}}`)),
+			`Transformation must be NONE, COMPACT or FLATTEN`},
+		{"other aws-sdk integration", wrap(`"A": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:dynamodb:putItem", "Arguments": {}, "End": true}`),
+			`unsupported resource "arn:aws:states:::aws-sdk:dynamodb:putItem" in state "A": the AWS SDK integrations supported are aws-sdk:sfn:describeMapRun and aws-sdk:s3:getObject`},
+		{"other sfn action", wrap(`"A": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:sfn:startExecution", "Arguments": {}, "End": true}`),
+			`unsupported resource "arn:aws:states:::aws-sdk:sfn:startExecution" in state "A"`},
+		{"aws-sdk callback", wrap(`"A": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:getObject.waitForTaskToken", "Arguments": {"Bucket": "b", "Key": "k"}, "End": true}`),
+			`AWS SDK integrations run request-response only (no .waitForTaskToken)`},
+		{"getObject Range", wrap(`"A": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:getObject", "Arguments": {"Bucket": "b", "Key": "k", "Range": "bytes=0-9"}, "End": true}`),
+			`unsupported argument "Range" of aws-sdk:s3:getObject in state "A"`},
+		{"describeMapRun without ARN", wrap(`"A": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:sfn:describeMapRun", "Arguments": {}, "End": true}`),
+			`the Arguments of aws-sdk:sfn:describeMapRun need a MapRunArn`},
+		{"describeMapRun without Arguments", wrap(`"A": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:sfn:describeMapRun", "End": true}`),
+			`aws-sdk:sfn:describeMapRun needs Arguments with MapRunArn`},
 		{"ItemBatcher", wrap(`"A": {"Type": "Map", "ItemBatcher": {}, ` + proc + `, "End": true}`), `unsupported field "ItemBatcher" in state "A"`},
 		{"Iterator", wrap(`"A": {"Type": "Map", "Iterator": {}, ` + proc + `, "End": true}`), `unsupported field "Iterator" in state "A"`},
 		{"Parameters", wrap(`"A": {"Type": "Pass", "Parameters": {}, "End": true}`), `unsupported field "Parameters" in state "A"`},

@@ -12,22 +12,35 @@ var (
 	errMapRunFailed    = errors.New("the Map Run failed")
 )
 
-// mapAttempt runs a Map state's iterations once: it evaluates Items and
-// MaxConcurrency, then runs the items inline or as a Distributed Map Run.
+// mapAttempt runs a Map state's iterations once: it evaluates Items (or the
+// ItemReader's Arguments) and MaxConcurrency, then runs the items inline or
+// as a Distributed Map Run.
 func (r *stateRun) mapAttempt() (any, *stateError) {
 	st, t := r.st, r.t
-	var itemsValue any = r.input
-	var itemsTemplate template = literal{}
-	if st.items != nil {
-		v, serr := r.eval(st.items, "Items", binding{})
+	var (
+		items  []any
+		source *readerSource
+	)
+	if st.itemReader != nil {
+		bucket, key, maxItems, serr := r.readerArguments()
 		if serr != nil {
 			return nil, serr
 		}
-		itemsValue, itemsTemplate = v, st.items
-	}
-	items, ok := itemsValue.([]any)
-	if !ok {
-		return nil, r.typeError(itemsTemplate, "Items", "an array", itemsValue)
+		source = &readerSource{bucket: bucket, key: key, maxItems: maxItems}
+	} else {
+		var itemsValue any = r.input
+		var itemsTemplate template = literal{}
+		if st.items != nil {
+			v, serr := r.eval(st.items, "Items", binding{})
+			if serr != nil {
+				return nil, serr
+			}
+			itemsValue, itemsTemplate = v, st.items
+		}
+		var ok bool
+		if items, ok = itemsValue.([]any); !ok {
+			return nil, r.typeError(itemsTemplate, "Items", "an array", itemsValue)
+		}
 	}
 	maxConcurrency := 0
 	if st.maxConcurrency != nil {
@@ -37,11 +50,20 @@ func (r *stateRun) mapAttempt() (any, *stateError) {
 		}
 		maxConcurrency = int(n)
 	}
+	// With an ItemReader the items are read by the Map Run, after
+	// MapStateStarted, which then reports a length of 0 (histories recorded
+	// from AWS in LocalStack's validated snapshot tests).
 	t.emit("MapStateStarted", st.name, func() any { return map[string]any{"length": len(items)} })
 	if st.distributed {
-		return r.mapRun(items, maxConcurrency)
+		return r.mapRun(items, source, maxConcurrency)
 	}
 	return r.inlineMap(items, maxConcurrency)
+}
+
+// readerSource is the object an ItemReader reads.
+type readerSource struct {
+	bucket, key string
+	maxItems    int
 }
 
 // itemInput is the input of iteration i: the item, or ItemSelector evaluated
@@ -135,7 +157,9 @@ launch:
 // mapRun runs a Distributed Map: each item is a child execution of its own,
 // with its own history, that sees only its input (no variables of this
 // execution). At most min(MaxConcurrency or 10,000, Options.MaxConcurrency)
-// children run at once.
+// children run at once. With an ItemReader (source) the items are read
+// once the Map Run started; a read failure fails the Map Run with
+// States.ItemReaderFailed.
 //
 // The Map Run fails with States.ExceedToleratedFailureThreshold as soon as
 // more children failed than ToleratedFailureCount or
@@ -143,8 +167,13 @@ launch:
 // the children still running are then aborted and no new one starts, as
 // Step Functions does. The cause names the first failed child, its error and
 // its cause. When failures are tolerated the output array holds, at a failed
-// child's index, {"Error": .., "Cause": ..} instead of an output.
-func (r *stateRun) mapRun(items []any, maxConcurrency int) (any, *stateError) {
+// child's index, the child's description with its Error and Cause (see
+// childRecord.entry).
+//
+// A ResultWriter writes the children's results when the Map Run ends,
+// whether it succeeded or failed (not when it was aborted); with S3 the
+// Map's result is then the results' location.
+func (r *stateRun) mapRun(items []any, source *readerSource, maxConcurrency int) (any, *stateError) {
 	st, t := r.st, r.t
 	ex, s := t.ex, t.ex.s
 	var (
@@ -165,17 +194,15 @@ func (r *stateRun) mapRun(items []any, maxConcurrency int) (any, *stateError) {
 		}
 		count, countOK = float64(n), true
 	}
-	total := len(items)
-	exceeded := func(failed int) bool {
-		switch {
-		case !pctSet && !countOK:
-			return failed > 0
-		case countOK && float64(failed) > count:
-			return true
-		case pctSet && float64(failed)*100/float64(total) > pct:
-			return true
+	var writerBucket, writerPrefix string
+	if rw := st.resultWriter; rw != nil && rw.resource != "" {
+		v, serr := r.eval(rw.arguments, "ResultWriter/Arguments", binding{})
+		if serr != nil {
+			return nil, serr
 		}
-		return false
+		if writerBucket, writerPrefix, serr = r.bucketAndKey(rw.arguments, "ResultWriter/Arguments", v, "Prefix"); serr != nil {
+			return nil, serr
+		}
 	}
 
 	label := st.label
@@ -191,21 +218,25 @@ func (r *stateRun) mapRun(items []any, maxConcurrency int) (any, *stateError) {
 		limit = maxConcurrency
 	}
 	limit = min(limit, s.maxConcurrency)
+	record := &mapRunRecord{arn: mapRunArn, execArn: ex.ref.ID, status: "RUNNING", start: s.clock.Now(),
+		maxConcurrency: maxConcurrency, toleratedPct: pct, toleratedCount: int(count)}
+	s.mapRuns.add(record)
 
 	var (
 		mu       sync.Mutex
-		counts   = MapRunCounts{Total: total, Pending: total}
+		counts   = MapRunCounts{Total: len(items), Pending: len(items)}
 		failed   int
 		first    string // the first failed child, described
 		failure  *stateError
 		fatal    *stateError
-		results  = make([]any, total)
 		wg       sync.WaitGroup
 		snapshot = func() MapRunCounts { return counts }
 	)
 	notify := func() {
+		c := snapshot()
+		record.update(func(m *mapRunRecord) { m.counts = c })
 		if s.mapRunObserver != nil {
-			s.mapRunObserver.MapRun(ex.ref, mapRunArn, snapshot())
+			s.mapRunObserver.MapRun(ex.ref, mapRunArn, c)
 		}
 	}
 	countsDetails := func() any {
@@ -213,10 +244,63 @@ func (r *stateRun) mapRun(items []any, maxConcurrency int) (any, *stateError) {
 		return map[string]any{"total": c.Total, "pending": c.Pending, "running": c.Running,
 			"succeeded": c.Succeeded, "failed": c.Failed, "aborted": c.Aborted}
 	}
-	t.emit("MapRunStarted", st.name, func() any { return map[string]any{"mapRunArn": mapRunArn, "total": total} })
+	ended := func(status string) {
+		record.update(func(m *mapRunRecord) { m.status, m.stop = status, s.clock.Now() })
+	}
+	mapRunFailed := func(serr *stateError) (any, *stateError) {
+		ended("FAILED")
+		t.emit("MapRunFailed", st.name, func() any {
+			mu.Lock()
+			defer mu.Unlock()
+			return map[string]any{"mapRunArn": mapRunArn, "error": serr.Name, "cause": serr.Cause, "counts": countsDetails()}
+		})
+		return nil, serr
+	}
+	t.emit("MapRunStarted", st.name, func() any {
+		d := map[string]any{"mapRunArn": mapRunArn}
+		if source == nil {
+			d["total"] = len(items)
+		}
+		return d
+	})
 	mu.Lock()
 	notify()
 	mu.Unlock()
+	if source != nil {
+		var serr *stateError
+		if items, serr = r.readItems(source.bucket, source.key, source.maxItems); serr != nil {
+			if serr.aborted || serr.timedOut {
+				ended("ABORTED")
+				t.emit("MapRunAborted", st.name, func() any {
+					return map[string]any{"mapRunArn": mapRunArn, "counts": countsDetails()}
+				})
+				return nil, serr
+			}
+			return mapRunFailed(serr)
+		}
+		mu.Lock()
+		counts.Total, counts.Pending = len(items), len(items)
+		notify()
+		mu.Unlock()
+	}
+	total := len(items)
+	exceeded := func(failed int) bool {
+		switch {
+		case !pctSet && !countOK:
+			return failed > 0
+		case countOK && float64(failed) > count:
+			return true
+		case pctSet && float64(failed)*100/float64(total) > pct:
+			return true
+		}
+		return false
+	}
+	// A child that never starts keeps its item as its input (ItemSelector
+	// is evaluated only for the items the Map Run starts).
+	records := make([]childRecord, total)
+	for i, item := range items {
+		records[i].input = item
+	}
 
 	ctx, cancel := context.WithCancelCause(t.ctx)
 	defer cancel(nil)
@@ -233,8 +317,20 @@ launch:
 			break
 		}
 		// ItemSelector belongs to the Map state: it is evaluated here, in
-		// this execution, with its variables.
+		// this execution, with its variables. A child's input is held to
+		// the execution input quota: "The execution input used to start a
+		// child workflow execution can't exceed 256 KiB" (ItemReader (Map),
+		// developer guide).
 		in, serr := r.itemInput(i, item)
+		var inSize int
+		if serr == nil {
+			inSize, serr = sizeWithin(in, fmt.Sprintf("The input of the child execution for item %d of state '%s'", i, st.name))
+		}
+		if serr == nil {
+			mu.Lock()
+			records[i].input = in
+			mu.Unlock()
+		}
 		if serr != nil {
 			<-sem
 			mu.Lock()
@@ -247,11 +343,6 @@ launch:
 		go func(i int, in any) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			mu.Lock()
-			counts.Pending--
-			counts.Running++
-			notify()
-			mu.Unlock()
 			name := newUUID()
 			ref := ExecutionRef{
 				ID:       fmt.Sprintf("arn:%s:states:%s:%s:execution:%s/%s:%s", s.partition, s.region, s.account, s.machineName, label, name),
@@ -259,22 +350,29 @@ launch:
 				ParentID: ex.ref.ID,
 				MapRunID: mapRunArn,
 			}
+			mu.Lock()
+			counts.Pending--
+			counts.Running++
+			records[i].started, records[i].arn, records[i].name = true, ref.ID, name
+			notify()
+			mu.Unlock()
 			child := newExecution(ex.m, s, ref, ex.tally, st.processor)
-			res := child.run(ctx, in, 0)
+			res := child.run(ctx, in, inSize, 0)
 			mu.Lock()
 			defer mu.Unlock()
 			counts.Running--
+			rec := &records[i]
+			rec.status, rec.startTime, rec.stopTime = res.Status, res.StartTime, res.StopTime
+			rec.errName, rec.cause = res.Error, res.Cause
 			switch res.Status {
 			case StatusSucceeded:
 				counts.Succeeded++
-				results[i] = child.output
+				rec.output = child.output
 			case StatusAborted, StatusTimedOut:
 				counts.Aborted++
-				results[i] = map[string]any{"Error": res.Error, "Cause": res.Cause}
 			default:
 				counts.Failed++
 				failed++
-				results[i] = map[string]any{"Error": res.Error, "Cause": res.Cause}
 				if first == "" {
 					first = fmt.Sprintf("item %d (execution %s) failed with %s: %s", i, name, res.Error, res.Cause)
 				}
@@ -288,32 +386,67 @@ launch:
 	}
 	wg.Wait()
 
-	mapRunFailed := func(serr *stateError) (any, *stateError) {
-		t.emit("MapRunFailed", st.name, func() any {
-			d := map[string]any{"mapRunArn": mapRunArn, "error": serr.Name, "cause": serr.Cause, "counts": countsDetails()}
-			return d
+	if t.ctx.Err() != nil && fatal == nil && failure == nil {
+		ended("ABORTED")
+		t.emit("MapRunAborted", st.name, func() any {
+			mu.Lock()
+			defer mu.Unlock()
+			return map[string]any{"mapRunArn": mapRunArn, "counts": countsDetails()}
 		})
-		return nil, serr
+		return nil, abortError(t.ctx)
+	}
+	if failure != nil {
+		failure.Cause = fmt.Sprintf("The specified tolerated failure threshold was exceeded: %d of %d child executions failed (%s). First failure: %s",
+			failed, total, toleranceText(pctSet, pct, countOK, count), first)
+	}
+	// The children have ended: records is no longer written to.
+	var result any
+	switch rw := st.resultWriter; {
+	case rw != nil && rw.resource != "":
+		out, written, werr := r.writeResults(t.ctx, writerBucket, writerPrefix, mapRunArn, records)
+		if werr != nil && (werr.aborted || werr.timedOut) {
+			ended("ABORTED")
+			t.emit("MapRunAborted", st.name, func() any {
+				return map[string]any{"mapRunArn": mapRunArn, "counts": countsDetails()}
+			})
+			return nil, werr
+		}
+		if werr != nil {
+			if fatal == nil && failure == nil {
+				return mapRunFailed(werr)
+			}
+			// The Map Run's own failure stands; say that its results are
+			// missing too.
+			if fatal != nil {
+				fatal.Cause += " (" + werr.Cause + ")"
+			} else {
+				failure.Cause += " (" + werr.Cause + ")"
+			}
+			break
+		}
+		mu.Lock()
+		counts.ResultsWritten = written
+		notify()
+		mu.Unlock()
+		result = out
+	case fatal != nil || failure != nil:
+	case rw != nil:
+		result = transformed(records, rw.transformation, s.machineArn+"/"+label)
+	default:
+		result = transformed(records, "COMPACT", s.machineArn+"/"+label)
 	}
 	if fatal != nil {
 		return mapRunFailed(fatal)
 	}
 	if failure != nil {
-		failure.Cause = fmt.Sprintf("The specified tolerated failure threshold was exceeded: %d of %d child executions failed (%s). First failure: %s",
-			failed, total, toleranceText(pctSet, pct, countOK, count), first)
 		return mapRunFailed(failure)
 	}
-	if t.ctx.Err() != nil {
-		t.emit("MapRunAborted", st.name, func() any {
-			return map[string]any{"mapRunArn": mapRunArn, "counts": countsDetails()}
-		})
-		return nil, abortError(t.ctx)
-	}
+	ended("SUCCEEDED")
 	t.emit("MapRunSucceeded", st.name, func() any {
 		return map[string]any{"mapRunArn": mapRunArn, "counts": countsDetails()}
 	})
 	t.emit("MapStateSucceeded", st.name, nil)
-	return results, nil
+	return result, nil
 }
 
 func toleranceText(pctSet bool, pct float64, countSet bool, count float64) string {

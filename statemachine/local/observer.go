@@ -23,8 +23,9 @@ type ExecutionRef struct {
 // GetExecutionHistory API (for example the content of
 // stateEnteredEventDetails: {"name":..,"input":..,"inputDetails":{..}}),
 // with JSON payloads as strings, as the API returns them. Map Run events add
-// non-AWS fields: "total" in MapRunStarted and "counts" in MapRunSucceeded,
-// MapRunFailed and MapRunAborted.
+// non-AWS fields: "total" in MapRunStarted (not with an ItemReader, which
+// reads the items after the Map Run started) and "counts" in
+// MapRunSucceeded, MapRunFailed and MapRunAborted.
 type HistoryEvent struct {
 	ID              int64
 	PreviousEventID int64
@@ -55,9 +56,12 @@ type MapRunObserver interface {
 // MapRunCounts counts the child executions of a Map Run by status, like the
 // itemCounts and executionCounts of DescribeMapRun (one item per child: no
 // ItemBatcher). Pending children have not started; after a Map Run fails the
-// children it never started stay Pending.
+// children it never started stay Pending. ResultsWritten counts the children
+// whose results a ResultWriter exported to S3 (set once they are written).
+// With an ItemReader, Total is 0 until the items have been read.
 type MapRunCounts struct {
 	Total, Pending, Running, Succeeded, Failed, Aborted int
+	ResultsWritten                                      int
 }
 
 // ObserverFunc adapts a function to the Observer interface.

@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -81,7 +82,9 @@ func (t *thread) runState(st *state, input any, sc *scope) (any, string, *stateE
 		serr = &stateError{Name: ErrorRuntime, Cause: fmt.Sprintf("unsupported state type %q", st.typ)}
 	}
 	if serr == nil {
-		serr = dataLimit(out, fmt.Sprintf("The output of state '%s'", st.name))
+		var n int
+		n, serr = sizeWithin(out, fmt.Sprintf("The output of state '%s'", st.name))
+		t.ex.noteSize(sizeStateOutput, n, st.name)
 	}
 	if serr != nil {
 		if (serr.aborted || serr.timedOut) && (st.typ == "Task" || st.typ == "Map" || st.typ == "Wait") {
@@ -405,7 +408,8 @@ func (r *stateRun) withRetryAndCatch(work func() (any, *stateError)) (any, strin
 	}
 }
 
-// taskAttempt invokes the Task's Lambda function once.
+// taskAttempt runs the Task's work once: a Lambda invocation through the
+// Invoker, or an AWS SDK integration.
 func (r *stateRun) taskAttempt() (any, *stateError) {
 	st, t := r.st, r.t
 	args := r.input
@@ -416,6 +420,8 @@ func (r *stateRun) taskAttempt() (any, *stateError) {
 		}
 		args = v
 	}
+	argsSize, _ := jsonSize(args, math.MaxInt)
+	t.ex.noteSize(sizeTaskArguments, argsSize, st.name)
 	var timeout int64
 	if st.timeout != nil {
 		n, serr := r.evalInt(st.timeout, "TimeoutSeconds", 1, binding{})
@@ -446,17 +452,29 @@ func (r *stateRun) taskAttempt() (any, *stateError) {
 		return nil, &stateError{Name: ErrorRuntime, Cause: fmt.Sprintf("the payload of state '%s' is not JSON: %v", st.name, err)}
 	}
 
-	invoke := st.integration == integrationLambdaInvoke
+	// Task events name the integration: resourceType "lambda" and resource
+	// "invoke", or for aws-sdk:<service>:<action> resourceType
+	// "aws-sdk:<service>" and resource "<action>" (histories recorded from
+	// AWS in LocalStack's validated snapshot tests). A Lambda function ARN
+	// records LambdaFunction* events instead.
+	taskEvents := st.integration != integrationLambdaFunction
+	resourceType, resource := "lambda", "invoke"
+	switch st.integration {
+	case integrationDescribeMapRun:
+		resourceType, resource = "aws-sdk:sfn", "describeMapRun"
+	case integrationS3GetObject:
+		resourceType, resource = "aws-sdk:s3", "getObject"
+	}
 	resourceDetails := func(extra map[string]any) func() any {
 		return func() any {
-			d := map[string]any{"resourceType": "lambda", "resource": "invoke"}
+			d := map[string]any{"resourceType": resourceType, "resource": resource}
 			for k, v := range extra {
 				d[k] = v
 			}
 			return d
 		}
 	}
-	if invoke {
+	if taskEvents {
 		scheduled := map[string]any{"region": t.ex.s.region, "parameters": encodeString(args)}
 		if timeout > 0 {
 			scheduled["timeoutInSeconds"] = timeout
@@ -478,8 +496,18 @@ func (r *stateRun) taskAttempt() (any, *stateError) {
 	if timeout > 0 {
 		ctx, cancel = context.WithTimeoutCause(t.ctx, time.Duration(timeout)*time.Second, errTaskTimeout)
 	}
-	t.ex.tally.invocations.Add(1)
-	raw, err := t.ex.s.invoker.Invoke(ctx, st.resource, functionName, payloadJSON)
+	var (
+		raw     json.RawMessage
+		sdkOut  any
+		sdkFail *sdkFailure
+	)
+	switch st.integration {
+	case integrationLambdaInvoke, integrationLambdaFunction:
+		t.ex.tally.invocations.Add(1)
+		raw, err = t.ex.s.invoker.Invoke(ctx, st.resource, functionName, payloadJSON)
+	default:
+		sdkOut, sdkFail = r.callSDK(ctx, args)
+	}
 	timedOut := errors.Is(context.Cause(ctx), errTaskTimeout)
 	cancel()
 	if t.ctx.Err() != nil {
@@ -489,8 +517,8 @@ func (r *stateRun) taskAttempt() (any, *stateError) {
 	failed := func(typ, name, cause string) (any, *stateError) {
 		t.emit(typ, st.name, func() any {
 			d := map[string]any{"error": name, "cause": cause}
-			if invoke {
-				d["resourceType"], d["resource"] = "lambda", "invoke"
+			if taskEvents {
+				d["resourceType"], d["resource"] = resourceType, resource
 			}
 			return d
 		})
@@ -498,33 +526,42 @@ func (r *stateRun) taskAttempt() (any, *stateError) {
 	}
 	if timedOut {
 		typ := "LambdaFunctionTimedOut"
-		if invoke {
+		if taskEvents {
 			typ = "TaskTimedOut"
 		}
 		return failed(typ, ErrorTimeout, fmt.Sprintf("the task exceeded its TimeoutSeconds (%d)", timeout))
 	}
 	failedType := "LambdaFunctionFailed"
-	if invoke {
+	if taskEvents {
 		failedType = "TaskFailed"
 	}
-	if err != nil {
+	var result any
+	switch {
+	case sdkFail != nil:
+		return failed(failedType, sdkFail.name, sdkFail.cause)
+	case sdkOut != nil:
+		result = sdkOut
+	case err != nil:
 		name, cause := taskErrorNames(err)
 		return failed(failedType, name, cause)
-	}
-	var value any = nullValue
-	if len(raw) > 0 {
-		if value, err = decodeJSON(raw); err != nil {
-			return failed(failedType, ErrorTaskFailed, fmt.Sprintf("the function returned invalid JSON: %v", err))
+	default:
+		var value any = nullValue
+		if len(raw) > 0 {
+			if value, err = decodeJSON(raw); err != nil {
+				return failed(failedType, ErrorTaskFailed, fmt.Sprintf("the function returned invalid JSON: %v", err))
+			}
+		}
+		result = value
+		if st.integration == integrationLambdaInvoke {
+			result = map[string]any{"ExecutedVersion": "$LATEST", "Payload": value, "StatusCode": float64(200)}
 		}
 	}
-	if serr := dataLimit(value, fmt.Sprintf("The result of state '%s'", st.name)); serr != nil {
+	n, serr := sizeWithin(result, fmt.Sprintf("The result of state '%s'", st.name))
+	t.ex.noteSize(sizeTaskResult, n, st.name)
+	if serr != nil {
 		return failed(failedType, serr.Name, serr.Cause)
 	}
-	result := value
-	if invoke {
-		result = map[string]any{"ExecutedVersion": "$LATEST", "Payload": value, "StatusCode": float64(200)}
-	}
-	if invoke {
+	if taskEvents {
 		t.emit("TaskSucceeded", st.name, resourceDetails(map[string]any{
 			"output": encodeString(result), "outputDetails": map[string]any{"truncated": false}}))
 	} else {
