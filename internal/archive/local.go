@@ -2,6 +2,7 @@ package archive
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -85,7 +86,11 @@ func (s *LocalStore) Put(_ context.Context, key string, body []byte) error {
 
 // PutIfAbsent implements Store. The final name is created with a hard link, which
 // fails if the name exists, so concurrent writers of the same key store it once.
-func (s *LocalStore) PutIfAbsent(_ context.Context, key string, body []byte) (bool, error) {
+// Metadata goes to a hidden sidecar file beside the object (.<name>.meta),
+// renamed into place by the writer that created the object. A crash between
+// the two leaves an object without metadata: to trailfill such an object is
+// not its own, which is the safe side (reconcile never touches it).
+func (s *LocalStore) PutIfAbsent(_ context.Context, key string, body []byte, meta Metadata) (bool, error) {
 	path, err := s.path(key)
 	if err != nil {
 		return false, err
@@ -95,13 +100,66 @@ func (s *LocalStore) PutIfAbsent(_ context.Context, key string, body []byte) (bo
 		return false, err
 	}
 	defer os.Remove(tmp)
+	var metaTmp string
+	if len(meta) > 0 {
+		b, err := json.Marshal(meta)
+		if err != nil {
+			return false, fmt.Errorf("encode metadata of %s: %w", path, err)
+		}
+		if metaTmp, err = writeTemp(sidecar(path), b); err != nil {
+			return false, err
+		}
+		defer os.Remove(metaTmp)
+	}
 	if err := os.Link(tmp, path); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return false, nil
 		}
 		return false, fmt.Errorf("link %s into place: %w", path, err)
 	}
+	if metaTmp == "" {
+		// A sidecar left by a crash in Delete must not describe this object.
+		if err := os.Remove(sidecar(path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return true, fmt.Errorf("remove stale metadata of %s: %w", path, err)
+		}
+		return true, nil
+	}
+	if err := os.Rename(metaTmp, sidecar(path)); err != nil {
+		return true, fmt.Errorf("move metadata of %s into place: %w", path, err)
+	}
 	return true, nil
+}
+
+// sidecar is the metadata file of the object at path.
+func sidecar(path string) string {
+	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".meta")
+}
+
+// Head implements Store.
+func (s *LocalStore) Head(_ context.Context, key string) (ObjectInfo, error) {
+	path, err := s.path(key)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return ObjectInfo{}, fmt.Errorf("read %s: %w", path, ErrNotFound)
+	}
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	info := ObjectInfo{Size: fi.Size(), Metadata: Metadata{}}
+	b, err := os.ReadFile(sidecar(path))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return ObjectInfo{}, fmt.Errorf("read metadata of %s: %w", path, err)
+	default:
+		if err := json.Unmarshal(b, &info.Metadata); err != nil {
+			return ObjectInfo{}, fmt.Errorf("decode metadata of %s: %w", path, err)
+		}
+	}
+	return info, nil
 }
 
 // Get implements Store.
@@ -128,6 +186,9 @@ func (s *LocalStore) Delete(_ context.Context, key string) error {
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("delete %s: %w", path, err)
+	}
+	if err := os.Remove(sidecar(path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("delete metadata of %s: %w", path, err)
 	}
 	return nil
 }

@@ -23,10 +23,18 @@ import (
 // S3Store keeps the archive in an S3 bucket under a prefix. A single PutObject is
 // atomic: an object is either absent or whole. Content-MD5 makes S3 reject a body
 // damaged in transit.
+//
+// Every write carries the canned ACL bucket-owner-full-control: trail buckets
+// are often in a log-archive account and may still use ACL-based object
+// ownership, where CloudTrail's own bucket statement and many organizations
+// require it of every writer; buckets with ACLs disabled accept exactly this
+// ACL ("Controlling ownership of objects and disabling ACLs", S3 User Guide).
+// With KMSKeyID every write is SSE-KMS with that key and an S3 Bucket Key.
 type S3Store struct {
-	Client S3API
-	Bucket string
-	Prefix string
+	Client   S3API
+	Bucket   string
+	Prefix   string
+	KMSKeyID string
 }
 
 func (s *S3Store) String() string {
@@ -43,20 +51,28 @@ func (s *S3Store) fullKey(key string) (string, error) {
 	return s.Prefix + "/" + key, nil
 }
 
-func (s *S3Store) putInput(key string, body []byte) *s3.PutObjectInput {
+func (s *S3Store) putInput(key string, body []byte, meta Metadata) *s3.PutObjectInput {
 	sum := md5.Sum(body)
 	ct := "application/json"
 	if strings.HasSuffix(key, ".gz") {
 		ct = "application/x-gzip"
 	}
-	return &s3.PutObjectInput{
+	in := &s3.PutObjectInput{
 		Bucket:        aws.String(s.Bucket),
 		Key:           aws.String(key),
 		Body:          bytes.NewReader(body),
 		ContentLength: aws.Int64(int64(len(body))),
 		ContentMD5:    aws.String(base64.StdEncoding.EncodeToString(sum[:])),
 		ContentType:   aws.String(ct),
+		ACL:           types.ObjectCannedACLBucketOwnerFullControl,
+		Metadata:      meta,
 	}
+	if s.KMSKeyID != "" {
+		in.ServerSideEncryption = types.ServerSideEncryptionAwsKms
+		in.SSEKMSKeyId = aws.String(s.KMSKeyID)
+		in.BucketKeyEnabled = aws.Bool(true)
+	}
+	return in
 }
 
 // Put implements Store.
@@ -65,14 +81,14 @@ func (s *S3Store) Put(ctx context.Context, key string, body []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.Client.PutObject(ctx, s.putInput(full, body)); err != nil {
+	if _, err := s.Client.PutObject(ctx, s.putInput(full, body, nil)); err != nil {
 		return fmt.Errorf("write s3://%s/%s: %w", s.Bucket, full, err)
 	}
 	return nil
 }
 
 // PutIfAbsent implements Store with a conditional write (If-None-Match: *).
-func (s *S3Store) PutIfAbsent(ctx context.Context, key string, body []byte) (bool, error) {
+func (s *S3Store) PutIfAbsent(ctx context.Context, key string, body []byte, meta Metadata) (bool, error) {
 	full, err := s.fullKey(key)
 	if err != nil {
 		return false, err
@@ -80,7 +96,7 @@ func (s *S3Store) PutIfAbsent(ctx context.Context, key string, body []byte) (boo
 	// 409 ConditionalRequestConflict means another conditional write of the same
 	// key is in flight: ask again (AWS's advice) until one of them has won.
 	for attempt := 1; ; attempt++ {
-		in := s.putInput(full, body)
+		in := s.putInput(full, body, meta)
 		in.IfNoneMatch = aws.String("*")
 		_, err := s.Client.PutObject(ctx, in)
 		switch {
@@ -122,6 +138,27 @@ func (s *S3Store) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, fmt.Errorf("read s3://%s/%s: %w", s.Bucket, full, err)
 	}
 	return b, nil
+}
+
+// Head implements Store.
+func (s *S3Store) Head(ctx context.Context, key string) (ObjectInfo, error) {
+	full, err := s.fullKey(key)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	out, err := s.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(full)})
+	if err != nil {
+		var nf *types.NotFound
+		if errors.As(err, &nf) || isStatus(err, http.StatusNotFound) {
+			return ObjectInfo{}, fmt.Errorf("read s3://%s/%s: %w", s.Bucket, full, ErrNotFound)
+		}
+		return ObjectInfo{}, fmt.Errorf("read s3://%s/%s: %w", s.Bucket, full, err)
+	}
+	meta := Metadata{}
+	for k, v := range out.Metadata {
+		meta[strings.ToLower(k)] = v
+	}
+	return ObjectInfo{Size: aws.ToInt64(out.ContentLength), Metadata: meta}, nil
 }
 
 // Delete implements Store.

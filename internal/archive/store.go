@@ -11,22 +11,45 @@ import (
 	"strings"
 )
 
-// ErrNotFound is returned by Store.Get for a key that does not exist.
+// ErrNotFound is returned by Store.Get and Store.Head for a key that does
+// not exist, when the store can tell. An S3 caller without s3:ListBucket on
+// the key gets 403 AccessDenied for a missing key instead: code that must
+// know whether an object exists lists its prefix rather than relying on it.
 var ErrNotFound = errors.New("not found")
+
+// Metadata is user metadata of an object (S3 x-amz-meta-*), set when the
+// object is created and never changed after. Keys are lowercase.
+type Metadata map[string]string
+
+// ObjectInfo is what Store.Head returns.
+type ObjectInfo struct {
+	Size     int64
+	Metadata Metadata
+}
 
 // Store is an archive destination. Keys are relative to the destination's root
 // (the local folder, or the S3 prefix) and use '/' as separator.
+//
+// Trail files under AWSLogs/ are only ever created (PutIfAbsent): the
+// deployed roles may not overwrite or delete anything there. Put and Delete
+// are for trailfill's own objects under trailfill/ (manifests, indexes) and
+// for `reconcile`, which runs with an operator's credentials.
 type Store interface {
 	// Put writes body at key atomically, replacing what was there.
 	Put(ctx context.Context, key string, body []byte) error
-	// PutIfAbsent writes body at key only if nothing is there yet. It reports
-	// whether it wrote.
-	PutIfAbsent(ctx context.Context, key string, body []byte) (bool, error)
+	// PutIfAbsent writes body (with meta, which may be nil) at key only if
+	// nothing is there yet, atomically. It reports whether it wrote.
+	PutIfAbsent(ctx context.Context, key string, body []byte, meta Metadata) (bool, error)
 	// Get reads the object at key, or returns an error wrapping ErrNotFound.
 	Get(ctx context.Context, key string) ([]byte, error)
+	// Head returns the size and metadata of the object at key, or an error
+	// wrapping ErrNotFound.
+	Head(ctx context.Context, key string) (ObjectInfo, error)
 	// Delete removes key; deleting a missing key is not an error.
 	Delete(ctx context.Context, key string) error
-	// List returns every complete object key under prefix, sorted.
+	// List returns every complete object key under prefix, sorted (in a
+	// local folder, temporary and hidden files, named with a leading '.', are
+	// not objects).
 	List(ctx context.Context, prefix string) ([]string, error)
 	// String names the destination for people (a path or an s3:// URL).
 	String() string
@@ -74,14 +97,21 @@ func (d Destination) String() string {
 	return d.Dir
 }
 
+// S3Options are the write settings of an S3 archive.
+type S3Options struct {
+	// KMSKeyID, when set, makes every write SSE-KMS with this key (and an S3
+	// Bucket Key), as buckets and SCPs that deny other uploads require.
+	KMSKeyID string
+}
+
 // Open returns the Store for d. client is used for S3 destinations and may be nil
 // for local ones.
-func Open(d Destination, client S3API) (Store, error) {
+func Open(d Destination, client S3API, o S3Options) (Store, error) {
 	if d.IsS3() {
 		if client == nil {
 			return nil, errors.New("s3 destination needs an S3 client")
 		}
-		return &S3Store{Client: client, Bucket: d.Bucket, Prefix: d.Prefix}, nil
+		return &S3Store{Client: client, Bucket: d.Bucket, Prefix: d.Prefix, KMSKeyID: o.KMSKeyID}, nil
 	}
 	return NewLocalStore(d.Dir)
 }

@@ -108,7 +108,7 @@ func cmdDemo(ctx context.Context, env *Env, args []string) error {
 	if sum.Events != int64(total) {
 		return fmt.Errorf("demo archived %d events but the emulator holds %d: this is a bug, please report it", sum.Events, total)
 	}
-	store, err := archive.Open(dest, nil)
+	store, err := archive.Open(dest, nil, archive.S3Options{})
 	if err != nil {
 		return err
 	}

@@ -119,7 +119,7 @@ func runBackfill(ctx context.Context, env *Env, spec rangeSpec, cfg aws.Config) 
 	if spec.Dest.IsS3() {
 		s3c = awsconf.NewS3(cfg)
 	}
-	store, err := archive.Open(spec.Dest, s3c)
+	store, err := archive.Open(spec.Dest, s3c, archive.S3Options{})
 	if err != nil {
 		return nil, err
 	}

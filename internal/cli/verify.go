@@ -130,7 +130,7 @@ func cmdVerify(ctx context.Context, env *Env, args []string) error {
 		}
 		s3c = awsconf.NewS3(c)
 	}
-	store, err := archive.Open(spec.Dest, s3c)
+	store, err := archive.Open(spec.Dest, s3c, archive.S3Options{})
 	if err != nil {
 		return err
 	}

@@ -140,7 +140,7 @@ func newWatcher(env *Env, client StepFunctionsAPI, dep *deployment, cfg aws.Conf
 	if dep != nil {
 		w.stack = dep.Stack
 		if dep.Archive.IsS3() {
-			store, err := archive.Open(dep.Archive, awsconf.NewS3(cfg))
+			store, err := archive.Open(dep.Archive, awsconf.NewS3(cfg), archive.S3Options{})
 			if err == nil {
 				w.store = store
 			}

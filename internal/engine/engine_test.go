@@ -251,7 +251,7 @@ func TestS3WriteFailures(t *testing.T) {
 	if err := f.emu.CreateBucket("archive"); err != nil {
 		t.Fatal(err)
 	}
-	store, err := archive.Open(archive.Destination{Bucket: "archive", Prefix: "backfill"}, s3c)
+	store, err := archive.Open(archive.Destination{Bucket: "archive", Prefix: "backfill"}, s3c, archive.S3Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

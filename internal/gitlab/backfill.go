@@ -348,7 +348,7 @@ func (b *Backfill) store(ctx context.Context, source string, events []Event) (ob
 		g.Go(func() error {
 			key := e.Key(source)
 			body := []byte(e.Raw)
-			wrote, err := b.Store.PutIfAbsent(ctx, key, body)
+			wrote, err := b.Store.PutIfAbsent(ctx, key, body, nil)
 			if err == nil && !wrote {
 				body, err = b.Store.Get(ctx, key)
 			}

@@ -142,7 +142,7 @@ func testLogger(buf *syncBuffer) *slog.Logger {
 // failingStore fails every write.
 type failingStore struct{ archive.Store }
 
-func (failingStore) PutIfAbsent(context.Context, string, []byte) (bool, error) {
+func (failingStore) PutIfAbsent(context.Context, string, []byte, archive.Metadata) (bool, error) {
 	return false, errors.New("disk on fire")
 }
 

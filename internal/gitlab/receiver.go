@@ -254,7 +254,7 @@ func StoreEvents(ctx context.Context, store archive.Store, source string, events
 		}
 		seen[key] = true
 		g.Go(func() error {
-			wrote, err := store.PutIfAbsent(ctx, key, e.Raw)
+			wrote, err := store.PutIfAbsent(ctx, key, e.Raw, nil)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {

@@ -79,13 +79,13 @@ func (e *Env) openStore(ctx context.Context, d archive.Destination, profile stri
 		return e.OpenStore(ctx, d, profile)
 	}
 	if !d.IsS3() {
-		return archive.Open(d, nil)
+		return archive.Open(d, nil, archive.S3Options{})
 	}
 	cfg, err := awsconf.Load(ctx, profile)
 	if err != nil {
 		return nil, err
 	}
-	return archive.Open(d, awsconf.NewS3(cfg))
+	return archive.Open(d, awsconf.NewS3(cfg), archive.S3Options{})
 }
 
 // usageError is a bad-usage failure (exit 2).
