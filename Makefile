@@ -8,7 +8,7 @@ CDK := $(TOOLS)/node_modules/.bin/cdk
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1
 
-.PHONY: all build build-lambda demo test lint bench tools synth diff deploy destroy validate-asl clean
+.PHONY: all build build-lambda lambda-e2e demo test lint bench tools synth diff deploy destroy validate-asl clean
 
 all: build
 
@@ -22,6 +22,21 @@ build-lambda: ## Lambda binaries for provided.al2023 / arm64
 	@if [ -d functions/gitlab-receiver ]; then \
 	  echo "GOOS=linux GOARCH=arm64 go build ./functions/gitlab-receiver"; \
 	  GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -tags lambda.norpc -ldflags='-s -w' -o build/gitlab-receiver/bootstrap ./functions/gitlab-receiver; fi
+
+# The Lambda Runtime Interface Emulator (Linux only), pinned; installed into .tools/bin.
+RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
+RIE := $(TOOLS)/bin/aws-lambda-rie
+HOST_BOOTSTRAPS := build/host
+
+lambda-e2e: ## the real bootstraps under aws-lambda-rie against the emulators (tests tagged lambdae2e)
+	@echo "==> aws-lambda-rie@$(RIE_VERSION) into .tools/bin; bootstraps as build-lambda does but for the host into $(HOST_BOOTSTRAPS)/; go test -tags lambdae2e -race ./internal/e2e/..."
+	GOBIN=$(TOOLS)/bin $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
+	GOOS=$$($(GO) env GOHOSTOS) GOARCH=$$($(GO) env GOHOSTARCH) CGO_ENABLED=0 $(GO) build -trimpath -tags lambda.norpc -ldflags='-s -w' -o $(HOST_BOOTSTRAPS)/backfill/bootstrap ./functions/backfill
+	GOOS=$$($(GO) env GOHOSTOS) GOARCH=$$($(GO) env GOHOSTARCH) CGO_ENABLED=0 $(GO) build -trimpath -tags lambda.norpc -ldflags='-s -w' -o $(HOST_BOOTSTRAPS)/gitlab-receiver/bootstrap ./functions/gitlab-receiver
+	TRAILFILL_E2E_RIE=$(RIE) \
+	TRAILFILL_E2E_BACKFILL_BOOTSTRAP=$(CURDIR)/$(HOST_BOOTSTRAPS)/backfill/bootstrap \
+	TRAILFILL_E2E_GITLAB_BOOTSTRAP=$(CURDIR)/$(HOST_BOOTSTRAPS)/gitlab-receiver/bootstrap \
+	$(GO) test -tags lambdae2e -race -count=1 -timeout 10m ./internal/e2e/...
 
 demo: ## emulated CloudTrail + a real backfill into ./trailfill-demo
 	@echo "==> trailfill demo (emulators on 127.0.0.1, output in ./trailfill-demo)"

@@ -34,9 +34,9 @@ const (
 	GitLabReceiverTimeoutSeconds = 30
 )
 
-// MaxGitLabBody is the largest gitlabMaxBody: a Function URL invocation
-// carries at most 6 MB, and a body the URL base64-encodes grows by a third.
-const MaxGitLabBody = 4 << 20
+// MaxGitLabBody is the largest gitlabMaxBody: the largest body a Function URL
+// invocation carries in either encoding (measured, see gitlab.FunctionURLMaxBody).
+const MaxGitLabBody = gitlab.FunctionURLMaxBody
 
 // minGitLabBody is the smallest gitlabMaxBody (one audit event is about 1 KB).
 const minGitLabBody = 1 << 10

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/trailfill/trailfill/internal/contract"
+	"github.com/trailfill/trailfill/internal/gitlab"
 )
 
 const sampleGitLabRoleArn = "arn:aws:iam::111122223333:role/trailfill-gitlab-ReceiverRole"
@@ -25,7 +26,7 @@ func TestGitLabConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := GitLabConfig{Enabled: true, Source: "gitlab", TokensParam: "/trailfill/gitlab/tokens", MaxBody: 1 << 20}
+	want := GitLabConfig{Enabled: true, Source: "gitlab", TokensParam: "/trailfill/gitlab/tokens", MaxBody: gitlab.DefaultMaxBody}
 	if c.GitLab != want {
 		t.Fatalf("defaults: got %+v, want %+v", c.GitLab, want)
 	}
@@ -74,7 +75,7 @@ func TestGitLabConfig(t *testing.T) {
 }
 
 func TestGitLabConfigErrors(t *testing.T) {
-	const body = `: give the request body limit in bytes, a whole number from 1024 to 4194304 (the Function URL payload limit)`
+	const body = `: give the request body limit in bytes, a whole number from 1024 to 4700000 (the Function URL payload limit)`
 	cases := []struct {
 		name string
 		kv   map[string]any
@@ -96,7 +97,7 @@ func TestGitLabConfigErrors(t *testing.T) {
 		{"key alias", map[string]any{KeyGitLab: "true", KeyGitLabTokensKMSKeyArn: "alias/aws/ssm"},
 			`context gitlabTokensKmsKeyArn="alias/aws/ssm": give the ARN of the KMS key encrypting the tokens parameter (arn:aws:kms:<region>:<account>:key/<id>), or omit it for the AWS managed key aws/ssm`},
 		{"body too small", map[string]any{KeyGitLab: "true", KeyGitLabMaxBody: "1023"}, `context gitlabMaxBody="1023"` + body},
-		{"body too large", map[string]any{KeyGitLab: "true", KeyGitLabMaxBody: float64(4<<20 + 1)}, `context gitlabMaxBody="4194305"` + body},
+		{"body too large", map[string]any{KeyGitLab: "true", KeyGitLabMaxBody: float64(4_700_001)}, `context gitlabMaxBody="4700001"` + body},
 		{"body unit", map[string]any{KeyGitLab: "true", KeyGitLabMaxBody: "1MiB"}, `context gitlabMaxBody="1MiB"` + body},
 		{"concurrency", map[string]any{KeyGitLab: "true", KeyGitLabReservedConcurrency: "0"},
 			`context gitlabReservedConcurrency="0": give the receiver's reserved concurrency, a whole number from 1 to 1000`},
@@ -119,7 +120,7 @@ func TestGitLabConfigErrors(t *testing.T) {
 	}
 
 	// The limits themselves are accepted.
-	for _, n := range []string{"1024", "4194304"} {
+	for _, n := range []string{"1024", "4700000"} {
 		c, err := ConfigFromContext(ctx(map[string]any{KeyGitLab: "true", KeyGitLabMaxBody: n}))
 		if err != nil || strconv.FormatInt(c.GitLab.MaxBody, 10) != n {
 			t.Fatalf("gitlabMaxBody=%s: %d, %v", n, c.GitLab.MaxBody, err)
@@ -270,7 +271,7 @@ func TestGitLabStackNewBucket(t *testing.T) {
 		asJSON(fn["LoggingConfig"]) != `{"LogFormat":"JSON","LogGroup":{"Ref":"`+logID+`"}}` {
 		t.Errorf("function: %s", asJSON(fn))
 	}
-	wantEnv := `{"` + contract.EnvGitLabBucket + `":` + bucketRef + `,"` + contract.EnvGitLabMaxBody + `":"1048576","` + contract.EnvGitLabPrefix + `":"audit","` +
+	wantEnv := `{"` + contract.EnvGitLabBucket + `":` + bucketRef + `,"` + contract.EnvGitLabMaxBody + `":"4700000","` + contract.EnvGitLabPrefix + `":"audit","` +
 		contract.EnvGitLabSource + `":"gitlab","` + contract.EnvGitLabTokensParam + `":"/trailfill/gitlab/tokens"}`
 	if got := asJSON(fn["Environment"].(map[string]any)["Variables"]); got != wantEnv {
 		t.Errorf("environment\n got %s\nwant %s", got, wantEnv)

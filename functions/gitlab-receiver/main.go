@@ -1,6 +1,8 @@
 // Command gitlab-receiver is the GitLab audit event streaming destination,
 // served by a Lambda Function URL. It verifies X-Gitlab-Event-Streaming-Token,
-// stores every event once in S3 and answers 200 only after that. Configuration:
+// stores every event once in S3 and answers 200 only after that; writes still
+// running near the invocation's deadline are abandoned with a 500 answer
+// (receiverfn.Function). Configuration:
 // the TRAILFILL_GITLAB_* variables (see internal/gitlab). Build:
 //
 //	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -o build/gitlab-receiver/bootstrap ./functions/gitlab-receiver
@@ -37,5 +39,5 @@ func main() {
 		logger.Error("gitlab receiver: cannot start", "err", err)
 		os.Exit(1)
 	}
-	lambda.Start(r.HandleFunctionURL)
+	lambda.Start(receiverfn.Function{Receiver: r}.Handle)
 }

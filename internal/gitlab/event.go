@@ -22,8 +22,25 @@ import (
 // DefaultSource is the <source> segment used when none is configured.
 const DefaultSource = "gitlab"
 
-// DefaultMaxBody is the default request body limit of the receiver (1 MiB).
-const DefaultMaxBody = 1 << 20
+// FunctionURLMaxBody is the largest request body a Lambda Function URL
+// passes to the receiver whatever its encoding. A synchronous invocation
+// payload holds at most 6 MB (Lambda quotas; aws-lambda-rie reads at most
+// 6 MiB + 100 bytes of it, interop.MaxPayloadSize), and a Function URL puts
+// the body inside the event: as a JSON string, or base64-encoded when the
+// content type is binary ("Invoking Lambda function URLs", request payload
+// format). Measured through aws-lambda-rie with the receiver's bootstrap and
+// an event carrying GitLab's headers (internal/e2e, `make lambda-e2e`): at
+// most 4,717,812 body bytes get through base64-encoded, and 5,593,482 bytes
+// of GitLab events as a JSON string (their quotes escaped). The limit is the
+// base64 figure less about 18 KB (24 KB encoded) for headers beyond the
+// measured ones.
+const FunctionURLMaxBody = 4_700_000
+
+// DefaultMaxBody is the default request body limit of the receiver, locally
+// and in Lambda: FunctionURLMaxBody, so that GitLab's batched deliveries (a
+// JSON array of events in one request) are accepted up to what a Function URL
+// can carry.
+const DefaultMaxBody = FunctionURLMaxBody
 
 // KeyRoot is the top folder of GitLab events in the archive.
 const KeyRoot = "GitLab/"

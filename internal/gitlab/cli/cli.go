@@ -191,7 +191,7 @@ func (e *Env) serve(ctx context.Context, args []string) error {
 	out := fs.String("out", "./archive", "archive destination: a folder or s3://bucket/prefix")
 	tokenFile := fs.String("token-file", "", "file with the streaming destinations' verification tokens, one per line (required)")
 	source := fs.String("source", gitlab.DefaultSource, "source name in keys: GitLab/<source>/YYYY/MM/DD/<id>.json")
-	maxBody := fs.String("max-body", "1MiB", "largest accepted request body (bytes, or with KiB/MiB)")
+	maxBody := fs.String("max-body", strconv.FormatInt(gitlab.DefaultMaxBody, 10), "largest accepted request body (bytes, or with KiB/MiB)")
 	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this certificate (PEM); needs --tls-key")
 	tlsKey := fs.String("tls-key", "", "private key (PEM) for --tls-cert")
 	profile := fs.String("profile", "", "AWS profile for an s3:// destination (default: AWS_PROFILE)")

@@ -1,7 +1,8 @@
 // Package receiverfn builds the GitLab receiver Lambda (functions/gitlab-receiver)
 // from its environment: configuration from the TRAILFILL_GITLAB_* variables,
 // the verification tokens from an SSM SecureString parameter read once at cold
-// start, the S3 archive, and a JSON slog logger carrying the request id.
+// start, the S3 archive, a JSON slog logger carrying the request id, and the
+// Function URL handler whose writes end before the invocation's deadline.
 package receiverfn
 
 import (
@@ -12,7 +13,9 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -107,6 +110,51 @@ func New(ctx context.Context, cfg Config, s3c archive.S3API, ssmc SSMAPI, logger
 	}
 	logger.Info("gitlab receiver ready", "destination", store.String(), "source", cfg.Source, "tokens", tokens.Len(), "max_body", cfg.MaxBody)
 	return r, nil
+}
+
+// DefaultReserve is how long before the invocation's deadline the writes of a
+// request are abandoned, so that the function still answers 500 (and logs the
+// event IDs it could not store) instead of being stopped mid-write: the
+// timeout "is the maximum amount of time in seconds that a Lambda function
+// can run" (Lambda Developer Guide, "Configure Lambda function timeout"), and
+// a stopped function sends no answer of its own (the invoker gets the
+// runtime's Sandbox.Timedout error instead). Two seconds cover cancelling the
+// S3 requests, the log line and the answer through the Runtime API on a small
+// (256 MB, fractional vCPU) function.
+const DefaultReserve = 2 * time.Second
+
+// Function is the receiver Lambda's handler for Function URL invocations.
+type Function struct {
+	Receiver *gitlab.Receiver
+	// Reserve is the time kept before the deadline to answer; DefaultReserve
+	// if 0.
+	Reserve time.Duration
+}
+
+// Handle serves one Function URL invocation. The writes of the request are
+// bounded by the invocation's deadline less Reserve (and never by more than
+// the receiver's own StoreTimeout), so a store that hangs gets a 500 answer
+// before Lambda stops the function.
+func (f Function) Handle(ctx context.Context, in events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
+	r := *f.Receiver // per invocation: the runtime may serve several at once
+	if dl, ok := ctx.Deadline(); ok {
+		r.StoreTimeout = StoreTimeout(time.Until(dl), f.Reserve, f.Receiver.StoreTimeout)
+	}
+	return r.HandleFunctionURL(ctx, in)
+}
+
+// StoreTimeout is the write budget of a request with remaining time left
+// before the deadline: remaining less reserve (DefaultReserve if 0), at most
+// limit (gitlab.DefaultStoreTimeout if 0), and at least a millisecond (a
+// request that arrives too late fails its writes at once and answers 500).
+func StoreTimeout(remaining, reserve, limit time.Duration) time.Duration {
+	if reserve <= 0 {
+		reserve = DefaultReserve
+	}
+	if limit <= 0 {
+		limit = gitlab.DefaultStoreTimeout
+	}
+	return max(min(remaining-reserve, limit), time.Millisecond)
 }
 
 // NewLogHandler is a JSON slog handler writing to w that adds the Lambda

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -21,6 +22,7 @@ import (
 	"github.com/trailfill/trailfill/internal/awsconf"
 	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/emulator"
+	"github.com/trailfill/trailfill/internal/gitlab"
 )
 
 const (
@@ -50,7 +52,7 @@ func TestConfigFromEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Config{Bucket: "archive-bucket", Prefix: "audit", Source: "gitlab", TokensParam: "/trailfill/gitlab/tokens", MaxBody: 1 << 20}
+	want := Config{Bucket: "archive-bucket", Prefix: "audit", Source: "gitlab", TokensParam: "/trailfill/gitlab/tokens", MaxBody: gitlab.DefaultMaxBody}
 	if c != want {
 		t.Fatalf("config %+v, want %+v", c, want)
 	}
@@ -254,4 +256,86 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+func TestStoreTimeout(t *testing.T) {
+	for _, c := range []struct {
+		name                      string
+		remaining, reserve, limit time.Duration
+		want                      time.Duration
+	}{
+		{"deadline less the default reserve", 30 * time.Second, 0, 0, 28 * time.Second},
+		{"own reserve", 10 * time.Second, 3 * time.Second, 0, 7 * time.Second},
+		{"never beyond the receiver's limit", 15 * time.Minute, 0, 0, gitlab.DefaultStoreTimeout},
+		{"a lower limit wins", 30 * time.Second, 0, 5 * time.Second, 5 * time.Second},
+		{"too late: fail at once", time.Second, 0, 0, time.Millisecond},
+		{"past the deadline", -time.Second, 0, 0, time.Millisecond},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := StoreTimeout(c.remaining, c.reserve, c.limit); got != c.want {
+				t.Fatalf("StoreTimeout(%v, %v, %v) = %v, want %v", c.remaining, c.reserve, c.limit, got, c.want)
+			}
+		})
+	}
+}
+
+// deadlineStore records the deadline of every write and fails it as a store
+// that never answers would once that deadline passed.
+type deadlineStore struct {
+	archive.Store
+	mu        sync.Mutex
+	deadlines []time.Time
+}
+
+func (s *deadlineStore) PutIfAbsent(ctx context.Context, _ string, _ []byte, _ archive.Metadata) (bool, error) {
+	dl, ok := ctx.Deadline()
+	s.mu.Lock()
+	if ok {
+		s.deadlines = append(s.deadlines, dl)
+	}
+	s.mu.Unlock()
+	return false, context.DeadlineExceeded
+}
+
+func (s *deadlineStore) String() string { return "s3://hanging" }
+
+// TestFunctionBoundsWritesByTheDeadline: the writes of a request end Reserve
+// before the invocation's deadline and the answer is 500, whatever the
+// receiver's own (longer) store timeout.
+func TestFunctionBoundsWritesByTheDeadline(t *testing.T) {
+	tokens, err := gitlab.ParseTokens(tok1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &deadlineStore{}
+	r, err := gitlab.NewReceiver(store, tokens, "", 0, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := Function{Receiver: r, Reserve: 3 * time.Second}
+	deadline := time.Now().Add(20 * time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	out, err := fn.Handle(ctx, events.LambdaFunctionURLRequest{
+		RawPath:        "/",
+		Headers:        map[string]string{"x-gitlab-event-streaming-token": tok1},
+		Body:           `[{"id":1,"created_at":"2022-02-23T06:21:05Z"},{"id":2,"created_at":"2022-02-23T06:21:06Z"}]`,
+		RequestContext: events.LambdaFunctionURLRequestContext{HTTP: events.LambdaFunctionURLRequestContextHTTPDescription{Method: "POST"}},
+	})
+	if err != nil || out.StatusCode != 500 {
+		t.Fatalf("answer %d %s, %v; want 500", out.StatusCode, out.Body, err)
+	}
+	if len(store.deadlines) != 2 {
+		t.Fatalf("%d writes had a deadline, want 2", len(store.deadlines))
+	}
+	// The receiver starts its timer a little after Handle read the clock:
+	// allow a second of that drift inside the 3 s reserve.
+	for _, dl := range store.deadlines {
+		if dl.After(deadline.Add(-2 * time.Second)) {
+			t.Errorf("write deadline %v is within the reserve before the invocation deadline %v", dl, deadline)
+		}
+	}
+	if r.StoreTimeout != 0 {
+		t.Errorf("the shared receiver was changed: StoreTimeout %v", r.StoreTimeout)
+	}
 }
