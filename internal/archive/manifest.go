@@ -2,24 +2,45 @@ package archive
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"time"
 )
 
-// ManifestVersion is the format version written in every manifest.
-const ManifestVersion = 1
+// ManifestVersion is the format version written in every manifest. Version 1
+// (one covered interval, every event written by trailfill) is still read.
+const ManifestVersion = 2
 
-// Manifest records one completed window of one partition: what was asked of
-// LookupEvents, what was written and the SHA-256 of each object. It is written only
-// after every object it lists, so its presence means the window is archived.
+// Manifest records one window of one partition: which parts of it were read
+// completely from LookupEvents, what trailfill's trail files of the window's
+// slices hold (with the SHA-256 of each), and how many events native files
+// already held. It is written after every object it lists; re-runs skip the
+// covered parts, `verify` checks the objects and `reconcile` the overlap with
+// native delivery.
 type Manifest struct {
-	Version     int              `json:"version"`
-	Account     string           `json:"account"`
-	Region      string           `json:"region"`
-	OrgID       string           `json:"org_id,omitempty"`
-	WindowStart time.Time        `json:"window_start"` // aligned window start (the key)
-	From        time.Time        `json:"from"`         // covered interval [from, to)
-	To          time.Time        `json:"to"`
-	Events      int              `json:"events"`
+	Version     int       `json:"version"`
+	Account     string    `json:"account"`
+	Region      string    `json:"region"`
+	OrgID       string    `json:"org_id,omitempty"`
+	WindowStart time.Time `json:"window_start"` // aligned window start (the key)
+	From        time.Time `json:"from"`         // hull of Covered and Provisional, for people
+	To          time.Time `json:"to"`
+	// Covered is what was read completely at least the settling margin after
+	// its end: LookupEvents will not add events there.
+	Covered Intervals `json:"covered"`
+	// Provisional was read completely but too close to its end (LookupEvents
+	// fills in over minutes): a later run reads it again and adds what
+	// arrived late.
+	Provisional Intervals `json:"provisional,omitempty"`
+	// Filter names the management events archived (empty: all of them).
+	Filter string `json:"filter,omitempty"`
+	// Events = Recovered + Native.
+	Events int `json:"events"`
+	// Recovered is what Objects hold: trailfill's trail files of the window.
+	Recovered int `json:"recovered"`
+	// Native counts events LookupEvents returned that native trail files
+	// already held, so trailfill did not write them.
+	Native      int              `json:"native"`
 	Objects     []ManifestObject `json:"objects"`
 	Query       ManifestQuery    `json:"query"`
 	CompletedAt time.Time        `json:"completed_at"`
@@ -49,13 +70,29 @@ func (m *Manifest) Header() ManifestHeader {
 	return ManifestHeader{Version: m.Version, WindowStart: m.WindowStart}
 }
 
-// Covers reports whether the manifest covers [from, to).
-func (m *Manifest) Covers(from, to time.Time) bool {
-	return !m.From.After(from) && !m.To.Before(to)
-}
+// Covers reports whether the settled coverage includes [from, to).
+func (m *Manifest) Covers(from, to time.Time) bool { return m.Covered.Covers(from, to) }
 
-// DecodeCloudTrailManifest decodes and checks the manifest stored at key.
+// Settled reports whether nothing of the manifest is provisional.
+func (m *Manifest) Settled() bool { return len(m.Provisional) == 0 }
+
+// DecodeCloudTrailManifest decodes and checks the manifest stored at key,
+// reading version 1 manifests as version 2.
 func DecodeCloudTrailManifest(key string, body []byte) (*Manifest, error) {
+	var h ManifestHeader
+	if err := json.Unmarshal(body, &h); err != nil {
+		return nil, fmt.Errorf("decode manifest %s (delete it to redo its window): %w", key, err)
+	}
+	if h.Version == 1 {
+		m, err := DecodeManifest[Manifest](key, body, 1)
+		if err != nil {
+			return nil, err
+		}
+		m.Version = ManifestVersion
+		m.Covered = Coalesce([]Interval{{From: m.From, To: m.To}})
+		m.Recovered = m.Events
+		return m, nil
+	}
 	return DecodeManifest[Manifest](key, body, ManifestVersion)
 }
 
@@ -69,8 +106,8 @@ func ReadManifest(ctx context.Context, s Store, key string) (*Manifest, error) {
 }
 
 // PartitionManifests reads every manifest of one partition whose window starts in
-// [from, to), keyed by window start (Unix seconds). One listing serves the whole
-// range, so resuming costs one LIST per 1,000 windows and one GET per manifest.
+// [from, to), keyed by window start (Unix seconds): one LIST per 1,000
+// manifests and one GET per manifest.
 func PartitionManifests(ctx context.Context, s Store, account, region string, from, to time.Time) (map[int64]*Manifest, error) {
 	return Index(ctx, s, ManifestPrefix(account, region), from, to, DecodeCloudTrailManifest)
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // EncodeTrailFile returns the gzip of {"Records":[r1,r2,...]}: the body of a native
@@ -67,4 +68,72 @@ func DecodeTrailFile(body []byte) ([]json.RawMessage, error) {
 func SHA256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// RecordRef is what dedupe needs of a record: its ID and time.
+type RecordRef struct {
+	ID   string
+	Time time.Time
+}
+
+// ScanTrailFile calls fn with the eventID and eventTime of each record of a
+// gzip trail file, decoding one record at a time (a file is never held
+// decoded). Records without an eventID or with an unreadable eventTime are
+// skipped and counted.
+func ScanTrailFile(body []byte, fn func(RecordRef)) (skipped int, err error) {
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		return 0, fmt.Errorf("open gzip trail file: %w", err)
+	}
+	defer zr.Close()
+	dec := json.NewDecoder(zr)
+	if err := expectDelim(dec, '{'); err != nil {
+		return 0, err
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return skipped, fmt.Errorf("decode trail file: %w", err)
+		}
+		if name, _ := tok.(string); name != "Records" {
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return skipped, fmt.Errorf("decode trail file: %w", err)
+			}
+			continue
+		}
+		if err := expectDelim(dec, '['); err != nil {
+			return skipped, err
+		}
+		for dec.More() {
+			var r struct {
+				EventID   string `json:"eventID"`
+				EventTime string `json:"eventTime"`
+			}
+			if err := dec.Decode(&r); err != nil {
+				return skipped, fmt.Errorf("decode trail file record: %w", err)
+			}
+			t, terr := time.Parse(time.RFC3339, r.EventTime)
+			if r.EventID == "" || terr != nil {
+				skipped++
+				continue
+			}
+			fn(RecordRef{ID: r.EventID, Time: t.UTC()})
+		}
+		if err := expectDelim(dec, ']'); err != nil {
+			return skipped, err
+		}
+	}
+	return skipped, nil
+}
+
+func expectDelim(dec *json.Decoder, want json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("decode trail file: %w", err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != want {
+		return fmt.Errorf("decode trail file: expected %q, found %v", want, tok)
+	}
+	return nil
 }

@@ -2,11 +2,8 @@ package archive
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"regexp"
 	"sort"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -14,46 +11,56 @@ import (
 	"github.com/trailfill/trailfill/internal/contract"
 )
 
-// VerifyWindow is one window of a partition to verify: its aligned start (the
-// manifest's name) and the interval [From, To) of the range it must cover.
-type VerifyWindow struct {
-	Start, From, To time.Time
-}
-
 // VerifyOptions say what VerifyPartition checks.
 type VerifyOptions struct {
 	// Windows are the windows of the range, in order.
-	Windows []VerifyWindow
-	// Start and End are the range [Start, End): trail files whose 5-minute
-	// slice overlaps it are expected to be listed by a manifest.
-	Start, End time.Time
+	Windows []Window
 	// OrgID selects the organization-trail layout AWSLogs/<o-id>/<account>/...
-	// for the search of unlisted files; empty: the manifests' own org ID.
 	OrgID string
-	// Parallel is the number of windows checked at once (default 8); the
-	// objects of one window are read one after the other.
-	Parallel int
+	// IgnoreNative: do not read native trail files (no overlap check).
+	IgnoreNative bool
+	// NativeLookahead: how far after a slice native files can hold its
+	// events (engine.DefaultNativeLookahead if zero).
+	NativeLookahead time.Duration
 }
 
 // PartitionReport is what VerifyPartition found in one partition. A window is
-// archived when a manifest covers it and every object it lists is present
-// with the size and SHA-256 the manifest records; missing when no manifest
-// covers it; corrupt when its manifest is unreadable, or an object is missing
-// or changed, or the manifest's event count disagrees with its objects.
+// archived when a manifest covers it, settled, and every object it lists is
+// present with the size and SHA-256 the manifest records; provisional when its
+// manifest covers it but too near the present for LookupEvents to be final;
+// missing when no manifest covers it; corrupt when its manifest is unreadable
+// or an object is missing or changed. Events are counted by ID over every
+// trail file of the range, native ones included: Duplicated are events that
+// both native files and trailfill's files hold (native delivery brought them
+// after the backfill: `trailfill reconcile` removes trailfill's copies).
 type PartitionReport struct {
-	Account  string `json:"account"`
-	Region   string `json:"region"`
-	Windows  int    `json:"windows"`
-	Archived int    `json:"archived"`
-	Missing  int    `json:"missing"`
-	Corrupt  int    `json:"corrupt"`
-	// Events and Objects count what the archived windows hold.
-	Events  int64 `json:"events"`
-	Objects int   `json:"objects"`
-	// MissingWindows lists the aligned starts of the missing windows.
-	MissingWindows []time.Time     `json:"missing_windows"`
-	CorruptWindows []CorruptWindow `json:"corrupt_windows"`
-	Unlisted       []string        `json:"unlisted_objects"`
+	Account     string `json:"account"`
+	Region      string `json:"region"`
+	Windows     int    `json:"windows"`
+	Archived    int    `json:"archived"`
+	Provisional int    `json:"provisional"`
+	Missing     int    `json:"missing"`
+	Corrupt     int    `json:"corrupt"`
+	// Events is the number of distinct events of the archived windows, in
+	// any trail file; Native of them in native files, Recovered in
+	// trailfill's, Duplicated in both.
+	Events     int64 `json:"events"`
+	Native     int64 `json:"native"`
+	Recovered  int64 `json:"recovered"`
+	Duplicated int64 `json:"duplicated"`
+	// NativeDuplicates are records native delivery itself holds twice:
+	// reported, not trailfill's to fix (tools deduplicate on eventID).
+	NativeDuplicates int64 `json:"native_duplicates"`
+	Objects          int   `json:"objects"`
+
+	MissingWindows     []time.Time     `json:"missing_windows"`
+	ProvisionalWindows []time.Time     `json:"provisional_windows"`
+	CorruptWindows     []CorruptWindow `json:"corrupt_windows"`
+	DuplicatedWindows  []WindowOverlap `json:"duplicated_windows"`
+	// Unlisted are trailfill's trail files of the range that no manifest
+	// lists (a concurrent run's, written after the manifest): their events
+	// count, they are just not checksummed.
+	Unlisted []string `json:"unlisted_objects"`
 }
 
 // CorruptWindow is a window whose manifest does not match the archive.
@@ -61,6 +68,14 @@ type CorruptWindow struct {
 	Window   time.Time       `json:"window"`
 	Manifest string          `json:"manifest"`
 	Problems []ObjectProblem `json:"problems"`
+}
+
+// WindowOverlap is a window whose events are in native and trailfill's files.
+type WindowOverlap struct {
+	Window    time.Time `json:"window"`
+	Native    int       `json:"native"`
+	Recovered int       `json:"recovered"`
+	Both      int       `json:"both"`
 }
 
 // ObjectProblem is one object (or the manifest itself) that fails the check.
@@ -76,116 +91,145 @@ const (
 	ProblemSize    = "size mismatch"
 )
 
-// Complete reports whether every window is archived.
-func (r *PartitionReport) Complete() bool { return r.Missing == 0 && r.Corrupt == 0 }
-
-// trailFileName matches a CloudTrail log file name and captures its
-// account, region and timestamp.
-var trailFileName = regexp.MustCompile(`^([0-9]{12})_CloudTrail_([a-z0-9-]+)_([0-9]{8}T[0-9]{4}Z)_[A-Za-z0-9]{16}\.json\.gz$`)
+// Complete reports whether every window is archived, settled, and no event
+// is in the archive twice.
+func (r *PartitionReport) Complete() bool {
+	return r.Missing == 0 && r.Corrupt == 0 && r.Provisional == 0 && r.Duplicated == 0
+}
 
 // VerifyPartition checks the archive of one partition over the windows of a
-// range: one LIST of the partition's manifests, one GET per manifest in the
-// range and per object it lists (SHA-256 and size), and one LIST per UTC day
-// folder of the range to find trail files that no manifest lists (reported as
-// Unlisted: a duplicate left by another run, or a file CloudTrail delivered
-// itself when the archive is the trail's own bucket). An error means the
-// archive could not be read, not that it is incomplete.
+// range: one LIST of the partition's manifests and one GET per manifest, then
+// every trail file that can hold events of the range (the day folders of the
+// range and NativeLookahead after it; trailfill's own and, unless
+// IgnoreNative, native ones) is read once, keeping event IDs: the SHA-256 of
+// each object a manifest lists and the counts come from that read. An error
+// means the archive could not be read, not that it is incomplete.
 func VerifyPartition(ctx context.Context, s Store, account, region string, o VerifyOptions) (*PartitionReport, error) {
 	r := &PartitionReport{Account: account, Region: region, Windows: len(o.Windows),
-		MissingWindows: []time.Time{}, CorruptWindows: []CorruptWindow{}, Unlisted: []string{}}
+		MissingWindows: []time.Time{}, ProvisionalWindows: []time.Time{}, CorruptWindows: []CorruptWindow{},
+		DuplicatedWindows: []WindowOverlap{}, Unlisted: []string{}}
 	if len(o.Windows) == 0 {
 		return r, nil
 	}
+	if o.NativeLookahead == 0 {
+		o.NativeLookahead = 24 * time.Hour
+	}
 	from, to := o.Windows[0].Start, o.Windows[len(o.Windows)-1].Start.Add(time.Second)
-	manifests, err := ManifestKeys(ctx, s, ManifestPrefix(account, region), from, to)
+	keys, err := ManifestKeys(ctx, s, ManifestPrefix(account, region), from, to)
 	if err != nil {
 		return nil, fmt.Errorf("list the manifests of %s/%s: %w", account, region, err)
 	}
-
-	type job struct {
-		w   VerifyWindow
-		key string
+	type readResult struct {
+		m   *Manifest
+		err error // a manifest that cannot be decoded: the window is corrupt
 	}
-	type result struct {
-		m        *Manifest
-		problems []ObjectProblem
-	}
-	var jobs []job
-	for _, w := range o.Windows {
-		if k, ok := manifests[w.Start.Unix()]; ok {
-			jobs = append(jobs, job{w, k})
-		}
-	}
-	results := make([]result, len(jobs))
-	parallel := o.Parallel
-	if parallel <= 0 {
-		parallel = 8
+	read := make(map[int64]*readResult, len(keys))
+	for ws := range keys {
+		read[ws] = &readResult{}
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(parallel)
-	for i, j := range jobs {
+	g.SetLimit(indexParallel)
+	for ws, key := range keys {
 		g.Go(func() error {
-			m, problems, err := checkWindow(gctx, s, j.key)
-			results[i] = result{m, problems}
-			return err
+			body, err := s.Get(gctx, key)
+			if err != nil {
+				return fmt.Errorf("read manifest %s: %w", key, err)
+			}
+			read[ws].m, read[ws].err = DecodeCloudTrailManifest(key, body)
+			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 
+	var starts []time.Time
+	for _, w := range o.Windows {
+		for ss := w.From.Truncate(SliceLength); ss.Before(w.To); ss = ss.Add(SliceLength) {
+			starts = append(starts, ss)
+		}
+	}
+	scan := NewTrailScanner(s, ScanOptions{OrgID: o.OrgID, Account: account, Region: region, Native: !o.IgnoreNative, Lookahead: o.NativeLookahead}, starts)
 	listed := map[string]bool{}
-	orgID := o.OrgID
-	byStart := map[int64]result{}
-	for i, j := range jobs {
-		res := results[i]
-		byStart[j.w.Start.Unix()] = res
-		if res.m != nil {
+	for _, w := range o.Windows {
+		// What the trail files hold of the window.
+		pieces := map[string]PieceInfo{}
+		var native, recovered, both int
+		for ss := w.From.Truncate(SliceLength); ss.Before(w.To); ss = ss.Add(SliceLength) {
+			c, err := scan.Slice(ctx, ss)
+			if err != nil {
+				return nil, err
+			}
+			n, p, b := c.Counts()
+			native, recovered, both = native+n, recovered+p, both+b
+			r.NativeDuplicates += int64(c.NativeDuplicates)
+			for _, pi := range c.PieceList() {
+				pieces[pi.Key] = pi
+			}
+			scan.Release(ss)
+		}
+		res := read[w.Start.Unix()]
+		if res != nil && res.m != nil {
 			for _, obj := range res.m.Objects {
 				listed[obj.Key] = true
 			}
-			if orgID == "" {
-				orgID = res.m.OrgID
+		}
+		for k := range pieces {
+			if !listed[k] {
+				r.Unlisted = append(r.Unlisted, k)
 			}
 		}
-	}
-	for _, w := range o.Windows {
-		res, ok := byStart[w.Start.Unix()]
 		switch {
-		case !ok:
+		case res == nil:
 			r.Missing++
 			r.MissingWindows = append(r.MissingWindows, w.Start)
-		case len(res.problems) > 0:
+			continue
+		case res.err != nil:
 			r.Corrupt++
-			r.CorruptWindows = append(r.CorruptWindows, CorruptWindow{Window: w.Start, Manifest: manifests[w.Start.Unix()], Problems: res.problems})
-		case !res.m.Covers(w.From, w.To):
-			// An earlier run archived only part of this window.
+			r.CorruptWindows = append(r.CorruptWindows, CorruptWindow{Window: w.Start, Manifest: keys[w.Start.Unix()],
+				Problems: []ObjectProblem{{Key: keys[w.Start.Unix()], Problem: "unreadable manifest: " + res.err.Error()}}})
+			continue
+		}
+		m := res.m
+		var problems []ObjectProblem
+		events := 0
+		for _, obj := range m.Objects {
+			events += obj.Events
+			p, ok := pieces[obj.Key]
+			switch {
+			case !ok:
+				problems = append(problems, ObjectProblem{Key: obj.Key, Problem: ProblemMissing})
+			case p.Bytes != obj.Bytes:
+				problems = append(problems, ObjectProblem{Key: obj.Key, Problem: fmt.Sprintf("%s: %d bytes, the manifest records %d", ProblemSize, p.Bytes, obj.Bytes)})
+			case p.SHA256 != obj.SHA256:
+				problems = append(problems, ObjectProblem{Key: obj.Key, Problem: ProblemSHA256})
+			case p.Unreadable != "":
+				problems = append(problems, ObjectProblem{Key: obj.Key, Problem: "unreadable: " + p.Unreadable})
+			}
+		}
+		if events != m.Recovered {
+			problems = append(problems, ObjectProblem{Key: m.Key(), Problem: fmt.Sprintf("the manifest counts %d recovered events but its objects hold %d", m.Recovered, events)})
+		}
+		switch {
+		case len(problems) > 0:
+			r.Corrupt++
+			r.CorruptWindows = append(r.CorruptWindows, CorruptWindow{Window: w.Start, Manifest: m.Key(), Problems: problems})
+		case !m.Covers(w.From, w.To) && Coalesce(append(append([]Interval{}, m.Covered...), m.Provisional...)).Covers(w.From, w.To):
+			r.Provisional++
+			r.ProvisionalWindows = append(r.ProvisionalWindows, w.Start)
+		case !m.Covers(w.From, w.To):
 			r.Missing++
 			r.MissingWindows = append(r.MissingWindows, w.Start)
 		default:
 			r.Archived++
-			r.Events += int64(res.m.Events)
-			r.Objects += len(res.m.Objects)
-		}
-	}
-
-	// Trail files of the range that no manifest lists.
-	lo, hi := o.Start.UTC(), o.End.UTC().Add(SliceLength)
-	for day := o.Start.UTC().Truncate(24 * time.Hour); day.Before(o.End); day = day.Add(24 * time.Hour) {
-		keys, err := s.List(ctx, TrailDayPrefix(orgID, account, region, day))
-		if err != nil {
-			return nil, fmt.Errorf("list the trail files of %s/%s on %s: %w", account, region, day.Format(time.DateOnly), err)
-		}
-		for _, k := range keys {
-			m := trailFileName.FindStringSubmatch(k[strings.LastIndex(k, "/")+1:])
-			if m == nil || m[1] != account || m[2] != region || listed[k] {
-				continue
+			r.Objects += len(m.Objects)
+			r.Events += int64(native + recovered - both)
+			r.Native += int64(native)
+			r.Recovered += int64(recovered)
+			r.Duplicated += int64(both)
+			if both > 0 {
+				r.DuplicatedWindows = append(r.DuplicatedWindows, WindowOverlap{Window: w.Start, Native: native, Recovered: recovered, Both: both})
 			}
-			ts, err := time.Parse("20060102T1504Z", m[3])
-			if err != nil || !ts.After(lo) || !ts.Before(hi) {
-				continue
-			}
-			r.Unlisted = append(r.Unlisted, k)
 		}
 	}
 	sort.Strings(r.Unlisted)
@@ -209,41 +253,4 @@ func VerifyPartitions(ctx context.Context, s Store, parts []contract.Partition, 
 		return nil, fmt.Errorf("verify %s (check read access to the archive): %w", s, err)
 	}
 	return reports, nil
-}
-
-// checkWindow reads a manifest and checks each object it lists, one after
-// the other (windows are checked in parallel). An
-// unreadable manifest is a problem of the window; a failed read of the
-// archive is an error.
-func checkWindow(ctx context.Context, s Store, key string) (*Manifest, []ObjectProblem, error) {
-	m, err := ReadManifest(ctx, s, key)
-	if errors.Is(err, ErrNotFound) {
-		return nil, []ObjectProblem{{Key: key, Problem: "manifest deleted while verifying"}}, nil
-	}
-	if err != nil {
-		if _, gerr := s.Get(ctx, key); gerr != nil && !errors.Is(gerr, ErrNotFound) {
-			return nil, nil, fmt.Errorf("read manifest %s: %w", key, gerr)
-		}
-		return nil, []ObjectProblem{{Key: key, Problem: "unreadable manifest: " + err.Error()}}, nil
-	}
-	var out []ObjectProblem
-	events := 0
-	for _, obj := range m.Objects {
-		events += obj.Events
-		body, err := s.Get(ctx, obj.Key)
-		switch {
-		case errors.Is(err, ErrNotFound):
-			out = append(out, ObjectProblem{Key: obj.Key, Problem: ProblemMissing})
-		case err != nil:
-			return nil, nil, fmt.Errorf("read %s listed by manifest %s: %w", obj.Key, key, err)
-		case len(body) != obj.Bytes:
-			out = append(out, ObjectProblem{Key: obj.Key, Problem: fmt.Sprintf("%s: %d bytes, the manifest records %d", ProblemSize, len(body), obj.Bytes)})
-		case SHA256Hex(body) != obj.SHA256:
-			out = append(out, ObjectProblem{Key: obj.Key, Problem: ProblemSHA256})
-		}
-	}
-	if events != m.Events {
-		out = append(out, ObjectProblem{Key: key, Problem: fmt.Sprintf("the manifest counts %d events but its objects hold %d", m.Events, events)})
-	}
-	return m, out, nil
 }

@@ -3,91 +3,116 @@ package archive
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
 )
 
-// verifyFixture writes manifests and objects for account 111111111111,
-// eu-west-1, windows of 30 minutes from 10:00.
-type verifyFixture struct {
-	t     *testing.T
-	store *LocalStore
+const (
+	vAccount = "111111111111"
+	vRegion  = "eu-west-1"
+)
+
+func vt(h, m, s int) time.Time { return time.Date(2025, 11, 22, h, m, s, 0, time.UTC) }
+
+// trailBody is a gzip trail file of events with the given IDs and times.
+func trailBody(t *testing.T, evs map[string]time.Time) []byte {
+	t.Helper()
+	var recs []json.RawMessage
+	for id, ts := range evs {
+		recs = append(recs, json.RawMessage(fmt.Sprintf(`{"eventID":%q,"eventTime":%q,"eventName":"X"}`, id, ts.Format(time.RFC3339))))
+	}
+	b, err := EncodeTrailFile(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
-func (f verifyFixture) window(start time.Time, from, to time.Time, bodies ...string) *Manifest {
-	f.t.Helper()
-	ctx := context.Background()
-	m := &Manifest{Version: ManifestVersion, Account: "111111111111", Region: "eu-west-1", WindowStart: start, From: from, To: to, Objects: []ManifestObject{}}
-	for i, b := range bodies {
-		ss := from.Add(time.Duration(i) * SliceLength)
-		key := TrailFileKey("", m.Account, m.Region, ss, ss, ss.Add(SliceLength))
-		if err := f.store.Put(ctx, key, []byte(b)); err != nil {
-			f.t.Fatal(err)
-		}
-		m.Objects = append(m.Objects, ManifestObject{Key: key, Events: len(b), Bytes: len(b), SHA256: SHA256Hex([]byte(b))})
-		m.Events += len(b)
+// piece writes piece index of the slice at ss and returns its manifest object.
+func piece(t *testing.T, s Store, ss time.Time, index int, evs map[string]time.Time) ManifestObject {
+	t.Helper()
+	body := trailBody(t, evs)
+	key := PieceKey("", vAccount, vRegion, ss, index)
+	if wrote, err := s.PutIfAbsent(context.Background(), key, body, PieceMarker); err != nil || !wrote {
+		t.Fatalf("write %s: %v %v", key, wrote, err)
 	}
-	if err := WriteManifest(ctx, f.store, m); err != nil {
-		f.t.Fatal(err)
+	return ManifestObject{Key: key, Events: len(evs), Bytes: len(body), SHA256: SHA256Hex(body)}
+}
+
+// native writes a native trail file delivered at stamp.
+func native(t *testing.T, s Store, stamp time.Time, unique string, evs map[string]time.Time) string {
+	t.Helper()
+	key := TrailDayPrefix("", vAccount, vRegion, stamp) + fmt.Sprintf("%s_CloudTrail_%s_%s_%s.json.gz", vAccount, vRegion, stamp.Format(trailStamp), unique)
+	if err := s.Put(context.Background(), key, trailBody(t, evs)); err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+func manifest(t *testing.T, s Store, ws time.Time, covered, provisional []Interval, objs ...ManifestObject) *Manifest {
+	t.Helper()
+	m := &Manifest{Version: ManifestVersion, Account: vAccount, Region: vRegion, WindowStart: ws, Covered: Coalesce(covered), Objects: objs}
+	if len(provisional) > 0 {
+		m.Provisional = Coalesce(provisional)
+	}
+	for _, o := range objs {
+		m.Recovered += o.Events
+	}
+	m.Events = m.Recovered
+	if err := WriteManifest(context.Background(), s, m); err != nil {
+		t.Fatal(err)
 	}
 	return m
 }
 
 func TestVerifyPartition(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
 	store, err := NewLocalStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := verifyFixture{t, store}
-	ctx := context.Background()
-	w := func(h, m int) time.Time { return time.Date(2025, 11, 22, h, m, 0, 0, time.UTC) }
-	start, end := w(10, 0), w(12, 0)
-	var windows []VerifyWindow
-	for ws := start; ws.Before(end); ws = ws.Add(30 * time.Minute) {
-		windows = append(windows, VerifyWindow{Start: ws, From: ws, To: ws.Add(30 * time.Minute)})
-	}
+	iv := func(a, b time.Time) []Interval { return []Interval{{From: a, To: b}} }
+	windows := Windows(vt(10, 0, 0), vt(12, 30, 0), 30*time.Minute)
 
-	good := f.window(w(10, 0), w(10, 0), w(10, 30), "aaa", "bb")
-	// A window archived by a narrower earlier run: not covered, so missing.
-	f.window(w(10, 30), w(10, 45), w(11, 0), "c")
-	// A window whose object changed size, and whose event count disagrees.
-	bad := f.window(w(11, 0), w(11, 0), w(11, 30), "dddd")
-	if err := store.Put(ctx, bad.Objects[0].Key, []byte("ddddd")); err != nil {
+	// 10:00 archived; one of its events was delivered natively later (in
+	// a file of the next day's folder), another is native's own duplicate.
+	good := piece(t, store, vt(10, 0, 0), 0, map[string]time.Time{"a1": vt(10, 1, 0), "a2": vt(10, 2, 0), "dup": vt(10, 3, 0)})
+	good2 := piece(t, store, vt(10, 5, 0), 0, map[string]time.Time{"a3": vt(10, 6, 0)})
+	manifest(t, store, vt(10, 0, 0), iv(vt(10, 0, 0), vt(10, 30, 0)), nil, good, good2)
+	native(t, store, time.Date(2025, 11, 23, 0, 3, 0, 0, time.UTC), "NATIVEFILE000001", map[string]time.Time{"dup": vt(10, 3, 0), "n1": vt(10, 20, 0)})
+	native(t, store, vt(10, 25, 0), "NATIVEFILE000002", map[string]time.Time{"n1": vt(10, 20, 0), "n2": vt(10, 21, 0)})
+	// 10:30 covered by a narrower earlier run only: missing.
+	manifest(t, store, vt(10, 30, 0), iv(vt(10, 45, 0), vt(11, 0, 0)), nil)
+	// 11:00 corrupt: its object changed.
+	bad := piece(t, store, vt(11, 0, 0), 0, map[string]time.Time{"c1": vt(11, 1, 0)})
+	badManifest := manifest(t, store, vt(11, 0, 0), iv(vt(11, 0, 0), vt(11, 30, 0)), nil, bad)
+	if err := store.Delete(ctx, bad.Key); err != nil {
 		t.Fatal(err)
 	}
-	bad.Events = 9
-	b, _ := json.Marshal(bad)
-	if err := store.Put(ctx, bad.Key(), b); err != nil {
-		t.Fatal(err)
-	}
-	// 11:30 has no manifest. Stray files: one in the range, one before it,
-	// one at its end, one of another region, one temporary.
-	inRange := TrailFileKey("", "111111111111", "eu-west-1", w(11, 50), w(11, 50), w(11, 55))
-	for _, k := range []string{
-		inRange,
-		TrailFileKey("", "111111111111", "eu-west-1", w(9, 55), w(9, 55), w(10, 0)),
-		TrailFileKey("", "111111111111", "eu-west-1", w(12, 0), w(12, 0), w(12, 5)),
-		"AWSLogs/111111111111/CloudTrail/eu-west-1/2025/11/22/notes.txt",
-	} {
-		if err := store.Put(ctx, k, []byte("x")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	piece(t, store, vt(11, 0, 0), 0, map[string]time.Time{"c1": vt(11, 1, 0), "c2": vt(11, 2, 0)})
+	// 11:30 no manifest, a piece of a run that did not finish: unlisted.
+	stray := piece(t, store, vt(11, 50, 0), 3, map[string]time.Time{"s1": vt(11, 51, 0)})
+	// 12:00 read too near the present: provisional.
+	manifest(t, store, vt(12, 0, 0), iv(vt(12, 0, 0), vt(12, 10, 0)), iv(vt(12, 10, 0), vt(12, 30, 0)))
 
-	r, err := VerifyPartition(ctx, store, "111111111111", "eu-west-1", VerifyOptions{Windows: windows, Start: start, End: end})
+	r, err := VerifyPartition(ctx, store, vAccount, vRegion, VerifyOptions{Windows: windows})
 	if err != nil {
 		t.Fatal(err)
 	}
+	changed, _ := store.Get(ctx, bad.Key)
 	want := &PartitionReport{
-		Account: "111111111111", Region: "eu-west-1", Windows: 4, Archived: 1, Missing: 2, Corrupt: 1,
-		Events: int64(good.Events), Objects: 2,
-		MissingWindows: []time.Time{w(10, 30), w(11, 30)},
-		CorruptWindows: []CorruptWindow{{Window: w(11, 0), Manifest: bad.Key(), Problems: []ObjectProblem{
-			{Key: bad.Objects[0].Key, Problem: "size mismatch: 5 bytes, the manifest records 4"},
-			{Key: bad.Key(), Problem: "the manifest counts 9 events but its objects hold 4"},
+		Account: vAccount, Region: vRegion, Windows: 5, Archived: 1, Provisional: 1, Missing: 2, Corrupt: 1,
+		Events: 6, Native: 3, Recovered: 4, Duplicated: 1, NativeDuplicates: 1, Objects: 2,
+		MissingWindows:     []time.Time{vt(10, 30, 0), vt(11, 30, 0)},
+		ProvisionalWindows: []time.Time{vt(12, 0, 0)},
+		CorruptWindows: []CorruptWindow{{Window: vt(11, 0, 0), Manifest: badManifest.Key(), Problems: []ObjectProblem{
+			{Key: bad.Key, Problem: fmt.Sprintf("size mismatch: %d bytes, the manifest records %d", len(changed), bad.Bytes)},
 		}}},
-		Unlisted: []string{inRange},
+		DuplicatedWindows: []WindowOverlap{{Window: vt(10, 0, 0), Native: 3, Recovered: 4, Both: 1}},
+		Unlisted:          []string{stray.Key},
 	}
 	if !reflect.DeepEqual(r, want) {
 		t.Errorf("report\n %+v\nwant\n %+v", *r, *want)
@@ -96,12 +121,22 @@ func TestVerifyPartition(t *testing.T) {
 		t.Error("incomplete partition reported complete")
 	}
 
-	// An empty partition: every window missing, nothing else.
-	r, err = VerifyPartition(ctx, store, "222222222222", "eu-west-1", VerifyOptions{Windows: windows, Start: start, End: end})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Missing != 4 || r.Archived != 0 || len(r.MissingWindows) != 4 || len(r.Unlisted) != 0 || r.CorruptWindows == nil {
-		t.Errorf("empty partition: %+v", *r)
-	}
+	t.Run("ignore native", func(t *testing.T) {
+		r, err := VerifyPartition(ctx, store, vAccount, vRegion, VerifyOptions{Windows: windows[:1], IgnoreNative: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Archived != 1 || r.Native != 0 || r.Duplicated != 0 || !r.Complete() {
+			t.Errorf("without native files: %+v", *r)
+		}
+	})
+	t.Run("empty partition", func(t *testing.T) {
+		r, err := VerifyPartition(ctx, store, "222222222222", vRegion, VerifyOptions{Windows: windows})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Missing != 5 || r.Archived != 0 || len(r.MissingWindows) != 5 || len(r.Unlisted) != 0 || r.CorruptWindows == nil {
+			t.Errorf("empty partition: %+v", *r)
+		}
+	})
 }

@@ -27,6 +27,8 @@ type Handler struct {
 	MaxPagers int
 	Logger    *slog.Logger
 	Progress  *engine.Progress
+	// Now is the clock that decides which windows are settled (time.Now if nil).
+	Now func() time.Time
 }
 
 // Handle archives what it can of in's partition and returns the next state.
@@ -73,12 +75,18 @@ func (h *Handler) handle(ctx context.Context, in contract.Invocation) (contract.
 		Account: in.Account, Region: in.Region,
 		Start: in.Start.UTC(), End: in.End.UTC(),
 		Client: client, Limiter: lim,
-		Done: in.Cursor.Written,
+		Read: in.Cursor.Read,
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		job.StopAt = dl.Add(-h.Margin)
 	}
-	cfg := engine.Config{Store: h.Store, OrgID: h.OrgID, Window: window, MaxPagers: h.MaxPagers, Logger: log, Progress: h.Progress}
+	cfg := engine.Config{
+		Store: h.Store, OrgID: h.OrgID, Window: window, MaxPagers: h.MaxPagers, Logger: log, Progress: h.Progress,
+		IgnoreNative:    in.IgnoreNative,
+		NativeLookahead: time.Duration(in.NativeLookaheadMinutes) * time.Minute,
+		SettleMargin:    time.Duration(in.SettleMinutes) * time.Minute,
+		Now:             h.Now,
+	}
 	began := time.Now()
 	res, err := engine.Run(ctx, cfg, job)
 	if err != nil {
@@ -88,22 +96,49 @@ func (h *Handler) handle(ctx context.Context, in contract.Invocation) (contract.
 	c := &out.Cursor
 	c.Invocations++
 	c.Events += res.Events
+	c.Native += res.Native
+	c.Present += res.Present
 	c.Files += res.Files
 	c.Pages += res.Pages
 	c.Windows += res.Windows
+	c.Provisional += res.Provisional
 	if c.Invocations == 1 {
 		c.WindowsSkipped = res.WindowsSkipped
 		c.WindowsTotal = res.WindowsTotal
 	}
-	c.Written = res.Done
+	c.Read = res.Read
 	out.Done = res.Complete
-	log.Info("partition invocation finished",
+	switch {
+	case res.Complete || res.Windows > 0 || spanTime(res.Read) > spanTime(in.Cursor.Read):
+		c.Stalled = 0
+	default:
+		c.Stalled++
+		if c.Stalled >= MaxStalled {
+			return in, fmt.Errorf("no progress in %d invocations in a row (no window completed, no span of events archived): the function's time budget may be too short for its stop margin (%s), or LookupEvents is unreachable; check the function's logs", c.Stalled, h.Margin)
+		}
+	}
+	log.InfoContext(ctx, "partition invocation finished",
 		"account", in.Account, "region", in.Region, "complete", res.Complete,
-		"events", res.Events, "files", res.Files, "pages", res.Pages,
-		"windows", res.Windows, "windows_skipped", res.WindowsSkipped, "windows_total", res.WindowsTotal,
+		"events", res.Events, "native", res.Native, "present", res.Present, "files", res.Files, "pages", res.Pages,
+		"windows", res.Windows, "windows_skipped", res.WindowsSkipped, "windows_total", res.WindowsTotal, "provisional", res.Provisional,
+		"trail_files_read", res.TrailReads,
 		"requests", lim.Attempts(), "throttled", lim.ThrottledCount(), "seconds", time.Since(began).Seconds())
 	return out, nil
 }
+
+// spanTime is the total length of spans.
+func spanTime(spans []contract.Span) time.Duration {
+	var d time.Duration
+	for _, sp := range spans {
+		d += sp.To.Sub(sp.From)
+	}
+	return d
+}
+
+// MaxStalled is how many invocations in a row may make no progress before
+// the partition fails instead of looping (the state machine would otherwise
+// loop until its history is full).
+const MaxStalled = 3
 
 // PartitionError is a failed invocation. The Lambda runtime reports its type name,
 // "PartitionError", as the Step Functions error name.

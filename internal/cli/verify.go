@@ -247,11 +247,7 @@ func archivedPartitions(ctx context.Context, store archive.Store, spec rangeSpec
 
 // verifyArchive verifies every partition, four at a time.
 func verifyArchive(ctx context.Context, store archive.Store, spec rangeSpec, parts []contract.Partition) (*VerifyReport, error) {
-	var windows []archive.VerifyWindow
-	for _, w := range archive.Windows(spec.Start, spec.End, spec.Window) {
-		windows = append(windows, archive.VerifyWindow{Start: w.Start, From: w.From, To: w.To})
-	}
-	opts := archive.VerifyOptions{Windows: windows, Start: spec.Start, End: spec.End, OrgID: spec.OrgID}
+	opts := archive.VerifyOptions{Windows: archive.Windows(spec.Start, spec.End, spec.Window), OrgID: spec.OrgID}
 	reports, err := archive.VerifyPartitions(ctx, store, parts, opts)
 	if err != nil {
 		return nil, err

@@ -210,7 +210,7 @@ missing windows:
 	d.putObject(t, changed, body)
 	deleted := w2.Objects[1].Key
 	d.deleteObject(t, deleted)
-	stray := archive.TrailFileKey("", acctCentral, "us-east-1", tfStart.Add(25*time.Minute), tfStart.Add(27*time.Minute), tfStart.Add(30*time.Minute))
+	stray := archive.PieceKey("", acctCentral, "us-east-1", tfStart.Add(25*time.Minute), 7)
 	d.putObject(t, stray, []byte("not a trail file"))
 
 	code, stdout, stderr = d.run(t, append([]string{"verify", "--json"}, rangeArgs("--accounts", acctCentral, "--regions", "archived")...)...)

@@ -24,6 +24,10 @@ type ExecutionInput struct {
 	RoleName       string      `json:"role_name"`
 	Destination    string      `json:"destination,omitempty"`
 	MaxConcurrency int         `json:"max_concurrency"`
+	// Exactly-once options, passed to every invocation (see Invocation).
+	IgnoreNative           bool `json:"ignore_native,omitempty"`
+	NativeLookaheadMinutes int  `json:"native_lookahead_minutes,omitempty"`
+	SettleMinutes          int  `json:"settle_minutes,omitempty"`
 }
 
 // Invocation is the payload of one backfill Lambda invocation and its answer:
@@ -38,33 +42,45 @@ type Invocation struct {
 	WindowMinutes int       `json:"window_minutes"`
 	RoleName      string    `json:"role_name,omitempty"`   // must match the function's, if set
 	Destination   string    `json:"destination,omitempty"` // must match the function's archive, if set
-	Done          bool      `json:"done"`
-	Cursor        Cursor    `json:"cursor"`
+	// IgnoreNative: do not read native trail files (--ignore-native).
+	IgnoreNative bool `json:"ignore_native,omitempty"`
+	// NativeLookaheadMinutes: how far after a slice native files that can
+	// hold its events are read (0: the default, a day).
+	NativeLookaheadMinutes int `json:"native_lookahead_minutes,omitempty"`
+	// SettleMinutes: windows ending less than this before the invocation are
+	// archived provisionally (0: the default, 20; negative: none).
+	SettleMinutes int    `json:"settle_minutes,omitempty"`
+	Done          bool   `json:"done"`
+	Cursor        Cursor `json:"cursor"`
 }
 
 // Cursor carries progress between invocations of one partition. Windows with a
-// manifest are found again from the archive; Written lists the pieces of slices
-// (with their counts and checksums) that an invocation wrote before it stopped
-// inside windows it could not finish.
+// settled manifest are found again from the archive; Read lists the parts of
+// unfinished windows that an invocation read completely (and whose events it
+// wrote) before it stopped, so the next one reads only the rest. Counters add
+// up over the invocations.
 type Cursor struct {
-	Written        []Piece `json:"written,omitempty"`
-	Invocations    int     `json:"invocations"`
-	Events         int64   `json:"events"`
-	Files          int64   `json:"files"`
-	Pages          int64   `json:"pages"`
-	Windows        int     `json:"windows"`
-	WindowsSkipped int     `json:"windows_skipped"`
-	WindowsTotal   int     `json:"windows_total"`
+	Read           []Span `json:"read,omitempty"`
+	Invocations    int    `json:"invocations"`
+	Events         int64  `json:"events"`  // events written
+	Native         int64  `json:"native"`  // events native trail files already held
+	Present        int64  `json:"present"` // events trailfill's own files already held
+	Files          int64  `json:"files"`
+	Pages          int64  `json:"pages"`
+	Windows        int    `json:"windows"`
+	WindowsSkipped int    `json:"windows_skipped"`
+	WindowsTotal   int    `json:"windows_total"`
+	Provisional    int    `json:"provisional,omitempty"` // windows archived provisionally (near the present)
+	// Stalled counts consecutive invocations that made no progress.
+	Stalled int `json:"stalled,omitempty"`
 }
 
-// Piece is a part of a 5-minute slice that an invocation read completely and
-// wrote as one trail file (Events 0: no file).
-type Piece struct {
-	From   time.Time `json:"from"`
-	To     time.Time `json:"to"`
-	Events int       `json:"events,omitempty"`
-	Bytes  int       `json:"bytes,omitempty"`
-	SHA256 string    `json:"sha256,omitempty"`
+// Span is a half-open interval [From, To) of event time. Provisional: it was
+// read less than the settling margin after its end.
+type Span struct {
+	From        time.Time `json:"from"`
+	To          time.Time `json:"to"`
+	Provisional bool      `json:"provisional,omitempty"`
 }
 
 // PartitionSummary is one partition's line in the state machine's output: what
@@ -76,11 +92,14 @@ type PartitionSummary struct {
 	Error          string `json:"error,omitempty"`
 	Cause          string `json:"cause,omitempty"`
 	Events         int64  `json:"events"`
+	Native         int64  `json:"native"`
+	Present        int64  `json:"present"`
 	Files          int64  `json:"files"`
 	Pages          int64  `json:"pages"`
 	Windows        int    `json:"windows"`
 	WindowsSkipped int    `json:"windows_skipped"`
 	WindowsTotal   int    `json:"windows_total"`
+	Provisional    int    `json:"provisional"`
 	Invocations    int    `json:"invocations"`
 }
 

@@ -208,7 +208,7 @@ func TestOverlappingPartialRangesLeaveNoDuplicates(t *testing.T) {
 	mustRun(t, f, caller, "us-east-1", a, b)
 	testkit.CheckArchive(t, f.store, testkit.Expect{Events: inRange(evs, a, b), Start: a, End: b})
 	mustRun(t, f, caller, "us-east-1", start, end)
-	testkit.CheckArchive(t, f.store, testkit.Expect{Events: inRange(evs, start, end), Start: start, End: end})
+	testkit.CheckArchive(t, f.store, testkit.Expect{Events: inRange(evs, start, end), Start: start, End: end, Pieces: true})
 	testkit.CheckManifests(t, f.store, [][2]string{{caller, "us-east-1"}}, start, end, engine.DefaultWindow)
 }
 
@@ -281,8 +281,8 @@ func TestS3WriteFailures(t *testing.T) {
 	mustRun(t, f, caller, "us-east-1", start, end)
 	testkit.CheckArchive(t, store, testkit.Expect{Events: inRange(evs, start, end), Start: start, End: end})
 	testkit.CheckManifests(t, store, [][2]string{{caller, "us-east-1"}}, start, end, engine.DefaultWindow)
-	if keys := f.emu.S3Keys("archive", "backfill/trailfill/manifests/"); len(keys) != 4 {
-		t.Fatalf("manifests under the prefix: %d, want 4", len(keys))
+	if keys := f.emu.S3Keys("archive", "backfill/trailfill/manifests/"); len(keys) != 5 {
+		t.Fatalf("objects under the manifest prefix: %d, want 4 manifests and the coverage index: %v", len(keys), keys)
 	}
 }
 
@@ -292,7 +292,7 @@ func TestStopAtDeadlineResumesWithoutLossOrDuplicates(t *testing.T) {
 	start, end := day.Add(5*time.Hour), day.Add(6*time.Hour)
 	evs := testkit.Retimed(t, member, "us-east-1", testkit.Spaced(start, 150*time.Millisecond, 12000))
 	testkit.Load(t, f.emu, evs)
-	var done []contract.Piece
+	var read []contract.Span
 	invocations := 0
 	for {
 		invocations++
@@ -300,7 +300,7 @@ func TestStopAtDeadlineResumesWithoutLossOrDuplicates(t *testing.T) {
 			t.Fatal("no progress across invocations")
 		}
 		res, err := f.run(t, member, "us-east-1", start, end, func(_ *engine.Config, j *engine.Job) {
-			j.Done = done
+			j.Read = read
 			j.StopAt = time.Now().Add(800 * time.Millisecond)
 		})
 		if err != nil {
@@ -309,7 +309,7 @@ func TestStopAtDeadlineResumesWithoutLossOrDuplicates(t *testing.T) {
 		if res.Complete {
 			break
 		}
-		done = res.Done
+		read = res.Read
 	}
 	if invocations < 2 {
 		t.Fatalf("finished in %d invocations: the deadline never interrupted a window", invocations)

@@ -55,9 +55,15 @@ func (s *spool) add(t time.Time, id string, rec string) error {
 	return nil
 }
 
+// spooledRecord is one record read back from a spool.
+type spooledRecord struct {
+	id   string
+	body []byte
+}
+
 // records returns the spooled records whose time is in [from, to), ordered by
 // time and event ID so that a re-run writes identical bytes.
-func (s *spool) records(from, to time.Time) ([][]byte, error) {
+func (s *spool) records(from, to time.Time) ([]spooledRecord, error) {
 	if s.f == nil {
 		return nil, nil
 	}
@@ -77,13 +83,13 @@ func (s *spool) records(from, to time.Time) ([][]byte, error) {
 		}
 		return sel[a].id < sel[b].id
 	})
-	out := make([][]byte, len(sel))
+	out := make([]spooledRecord, len(sel))
 	for i, e := range sel {
 		b := make([]byte, e.n)
 		if _, err := s.f.ReadAt(b, e.off); err != nil {
 			return nil, fmt.Errorf("read spool file %s: %w", s.f.Name(), err)
 		}
-		out[i] = b
+		out[i] = spooledRecord{id: e.id, body: b}
 	}
 	return out, nil
 }

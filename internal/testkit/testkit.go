@@ -195,93 +195,83 @@ func AWSConfig(t testing.TB, emu *emulator.Server, caller string) aws.Config {
 // Expect describes the archive a backfill must produce.
 type Expect struct {
 	OrgID string
-	// Events that must be archived (each exactly once); others must not be.
+	// Events that must be in the archive, each exactly once over every trail
+	// file (trailfill's pieces and Native files together); others must not be
+	// in trailfill's pieces.
 	Events []Event
-	// Range [Start, End) of the backfill, for file names of slices clipped by it.
+	// Range [Start, End) of the backfill (kept for reading the tests; names
+	// no longer depend on it).
 	Start, End time.Time
-	// Pieces allows a slice to be split over several files (an invocation that
-	// stopped at its deadline writes the parts it read completely): file names
-	// are then checked up to the unique part, which depends on the piece.
+	// Native are trail files put in the archive as CloudTrail delivered them
+	// (key -> body): they must be there, byte-identical.
+	Native map[string][]byte
+	// Pieces allows a slice to be written as several pieces (a run stopped at
+	// its deadline, a later run over part of a slice, concurrent runs);
+	// without it every slice is exactly piece 0.
 	Pieces bool
 }
 
-// stem is a trail-file key without its 16-character unique part.
-func stem(key string) string {
-	const tail = len("_0123456789abcdef.json.gz")
-	if len(key) < tail {
-		return key
-	}
-	return key[:len(key)-tail]
-}
-
-// CheckArchive verifies the archive exactly: the set of trail-file keys, each
-// event once in the file of its slice, record bytes equal to what LookupEvents
-// returned, and nothing else under AWSLogs/.
+// CheckArchive verifies the archive exactly: native files unchanged; every
+// other file under AWSLogs/ a trailfill piece (named as archive.PieceKey names
+// it, with the piece marker) of the slice of each of its events, holding record
+// bytes equal to what LookupEvents returned; every expected event once over all
+// files.
 func CheckArchive(t testing.TB, store archive.Store, want Expect) {
 	t.Helper()
 	ctx := context.Background()
-	wantKeys := map[string]map[string]Event{}
+	// Event IDs are unique per partition.
+	expected := map[string]Event{}
 	for _, e := range want.Events {
-		ss := e.Time.Truncate(archive.SliceLength)
-		from, to := ss, ss.Add(archive.SliceLength)
-		if !want.Start.IsZero() && from.Before(want.Start) {
-			from = want.Start
-		}
-		if !want.End.IsZero() && to.After(want.End) {
-			to = want.End
-		}
-		k := archive.TrailFileKey(want.OrgID, e.Account, e.Region, ss, from, to)
-		if want.Pieces {
-			k = stem(k)
-		}
-		if wantKeys[k] == nil {
-			wantKeys[k] = map[string]Event{}
-		}
-		wantKeys[k][e.ID] = e
+		expected[e.Account+"/"+e.Region+"/"+e.ID] = e
 	}
 	keys, err := store.List(ctx, "AWSLogs/")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var missing, extra []string
-	got := map[string]bool{}
-	name := func(k string) string {
-		if want.Pieces {
-			return stem(k)
-		}
-		return k
-	}
-	for _, k := range keys {
-		got[name(k)] = true
-		if wantKeys[name(k)] == nil {
-			extra = append(extra, k)
-		}
-	}
-	for k := range wantKeys {
-		if !got[k] {
-			missing = append(missing, k)
-		}
-	}
-	sort.Strings(missing)
-	if len(missing) > 0 || len(extra) > 0 {
-		t.Fatalf("archive keys differ: %d missing (first %v), %d unexpected (first %v)", len(missing), first(missing), len(extra), first(extra))
-	}
-	total := 0
-	seenIn := map[string]map[string]bool{}
+	count := map[string]int{}
+	seenNative := map[string]bool{}
 	for _, k := range keys {
 		body, err := store.Get(ctx, k)
 		if err != nil {
 			t.Fatal(err)
 		}
+		f, ok := archive.ParseTrailFileName(k)
+		if !ok {
+			t.Fatalf("%s is not a trail file", k)
+		}
+		part := f.Account + "/" + f.Region + "/"
+		if nb, ok := want.Native[k]; ok {
+			seenNative[k] = true
+			if !bytes.Equal(body, nb) {
+				t.Fatalf("native trail file %s was changed", k)
+			}
+			ids := map[string]bool{}
+			if _, err := archive.ScanTrailFile(body, func(r archive.RecordRef) { ids[r.ID] = true }); err != nil {
+				t.Fatalf("native %s: %v", k, err)
+			}
+			for id := range ids {
+				if _, ok := expected[part+id]; ok {
+					count[part+id]++
+				}
+			}
+			continue
+		}
+		if f.Piece < 0 {
+			t.Fatalf("%s is neither a native file of the test nor a trailfill piece", k)
+		}
+		if !want.Pieces && f.Piece != 0 {
+			t.Fatalf("%s is piece %d; this archive should hold only first pieces", k, f.Piece)
+		}
+		if info, err := store.Head(ctx, k); err != nil || !archive.IsPiece(info.Metadata) {
+			t.Fatalf("%s lacks the piece marker: %+v %v", k, info, err)
+		}
 		recs, err := archive.DecodeTrailFile(body)
 		if err != nil {
 			t.Fatalf("%s: %v", k, err)
 		}
-		exp := wantKeys[name(k)]
-		if seenIn[name(k)] == nil {
-			seenIn[name(k)] = map[string]bool{}
+		if len(recs) == 0 {
+			t.Fatalf("%s holds no events", k)
 		}
-		seen := seenIn[name(k)]
 		for _, r := range recs {
 			var hdr struct {
 				ID string `json:"eventID"`
@@ -289,14 +279,13 @@ func CheckArchive(t testing.TB, store archive.Store, want Expect) {
 			if err := json.Unmarshal(r, &hdr); err != nil {
 				t.Fatalf("%s: record is not JSON: %v", k, err)
 			}
-			e, ok := exp[hdr.ID]
+			e, ok := expected[part+hdr.ID]
 			if !ok {
-				t.Fatalf("%s holds event %s which belongs elsewhere or to no one", k, hdr.ID)
+				t.Fatalf("%s holds event %s which belongs to no one", k, hdr.ID)
 			}
-			if seen[hdr.ID] {
-				t.Fatalf("%s holds event %s twice", k, hdr.ID)
+			if wantKey := archive.PieceKey(want.OrgID, e.Account, e.Region, e.Time.Truncate(archive.SliceLength), f.Piece); wantKey != k {
+				t.Fatalf("event %s (%s) is in %s, not in its slice's piece %s", e.ID, e.Time.Format(time.RFC3339), k, wantKey)
 			}
-			seen[hdr.ID] = true
 			var compact bytes.Buffer
 			if err := json.Compact(&compact, e.Record); err != nil {
 				t.Fatal(err)
@@ -304,21 +293,34 @@ func CheckArchive(t testing.TB, store archive.Store, want Expect) {
 			if !bytes.Equal(r, compact.Bytes()) {
 				t.Fatalf("%s: record %s differs from the event:\n got %s\nwant %s", k, hdr.ID, r, compact.Bytes())
 			}
-		}
-		total += len(recs)
-	}
-	for k, exp := range wantKeys {
-		if len(seenIn[k]) != len(exp) {
-			t.Fatalf("%s holds %d of its %d events", k, len(seenIn[k]), len(exp))
+			count[part+hdr.ID]++
 		}
 	}
-	if total != len(want.Events) {
-		t.Fatalf("archive holds %d events, want %d", total, len(want.Events))
+	for k := range want.Native {
+		if !seenNative[k] {
+			t.Fatalf("native trail file %s is gone", k)
+		}
+	}
+	var missing, twice []string
+	for id := range expected {
+		switch n := count[id]; {
+		case n == 0:
+			missing = append(missing, id)
+		case n > 1:
+			twice = append(twice, fmt.Sprintf("%s (%d times)", id, n))
+		}
+	}
+	sort.Strings(missing)
+	sort.Strings(twice)
+	if len(missing) > 0 || len(twice) > 0 {
+		t.Fatalf("of %d events, %d missing (first %v) and %d duplicated (first %v)", len(expected), len(missing), first(missing), len(twice), first(twice))
 	}
 }
 
-// CheckManifests verifies one manifest per window of each partition, with event
-// counts, object keys and SHA-256 matching the archive.
+// CheckManifests verifies one settled manifest per window of each partition
+// covering the window's part of [start, end), listing exactly the trailfill
+// pieces of the window's slices with their sizes and SHA-256, and counting
+// their events.
 func CheckManifests(t testing.TB, store archive.Store, partitions [][2]string, start, end time.Time, window time.Duration) {
 	t.Helper()
 	ctx := context.Background()
@@ -327,15 +329,33 @@ func CheckManifests(t testing.TB, store archive.Store, partitions [][2]string, s
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := 0
-		for ws := start.Truncate(window); ws.Before(end); ws = ws.Add(window) {
-			n++
-			m := ms[ws.Unix()]
+		ws := archive.Windows(start, end, window)
+		for _, w := range ws {
+			m := ms[w.Start.Unix()]
 			if m == nil {
-				t.Fatalf("%s/%s: no manifest for window %s", p[0], p[1], ws.Format(time.RFC3339))
+				t.Fatalf("%s/%s: no manifest for window %s", p[0], p[1], w.Start.Format(time.RFC3339))
+			}
+			if !m.Covers(w.From, w.To) || !m.Settled() {
+				t.Fatalf("manifest %s covers %v (provisional %v), not the window's part %s..%s", m.Key(), m.Covered, m.Provisional, w.From, w.To)
+			}
+			// The pieces of the window's slices, from the listing.
+			want := map[string]bool{}
+			keys, err := store.List(ctx, archive.TrailDayPrefix(m.OrgID, p[0], p[1], w.Start))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range keys {
+				if f, ok := archive.ParseTrailFileName(k); ok && f.Piece >= 0 && !f.SliceStart.Before(w.Start) && f.SliceStart.Before(w.Start.Add(window)) &&
+					f.SliceStart.Add(archive.SliceLength).After(m.From) && f.SliceStart.Before(m.To) {
+					want[k] = true
+				}
 			}
 			events := 0
 			for _, o := range m.Objects {
+				if !want[o.Key] {
+					t.Fatalf("manifest %s lists %s, which is not a piece of its slices", m.Key(), o.Key)
+				}
+				delete(want, o.Key)
 				body, err := store.Get(ctx, o.Key)
 				if err != nil {
 					t.Fatalf("manifest %s lists %s: %v", m.Key(), o.Key, err)
@@ -345,12 +365,15 @@ func CheckManifests(t testing.TB, store archive.Store, partitions [][2]string, s
 				}
 				events += o.Events
 			}
-			if events != m.Events {
-				t.Fatalf("manifest %s counts %d events, its objects hold %d", m.Key(), m.Events, events)
+			if len(want) > 0 {
+				t.Fatalf("manifest %s does not list %d pieces of its slices: %v", m.Key(), len(want), want)
+			}
+			if events != m.Recovered {
+				t.Fatalf("manifest %s counts %d recovered events, its objects hold %d", m.Key(), m.Recovered, events)
 			}
 		}
-		if len(ms) != n {
-			t.Fatalf("%s/%s: %d manifests, want %d", p[0], p[1], len(ms), n)
+		if len(ms) != len(ws) {
+			t.Fatalf("%s/%s: %d manifests, want %d", p[0], p[1], len(ms), len(ws))
 		}
 	}
 }
