@@ -17,6 +17,7 @@ const (
 	EnvRoleName   = "TRAILFILL_ROLE_NAME"   // read role name in target accounts
 	EnvRate       = "TRAILFILL_RATE"        // LookupEvents requests/s per partition (<= 2)
 	EnvStopMargin = "TRAILFILL_STOP_MARGIN" // seconds before the Lambda deadline to stop reading
+	EnvKMSKeyArn  = "TRAILFILL_KMS_KEY_ARN" // KMS key of the archive (SSE-KMS), may be empty
 )
 
 // FunctionConfig is the backfill Lambda's configuration.
