@@ -35,12 +35,12 @@ import (
 // control") grants a cross-account writer s3:PutObject alone, conditioned on
 // the ACL header, and CloudTrail's documented bucket policy
 // (create-s3-bucket-policy-for-cloudtrail.html) does the same for its own
-// writes with this very header. The PutObject API reference's line "to
-// change the object's ACL of your PutObject request, you must have
-// s3:PutObjectAcl" concerns ACLs that grant anything beyond the owner's
-// default; reports of PutObject failing without s3:PutObjectAcl are for
-// public-read and similar ACLs, while bucket-owner-full-control succeeds with
-// s3:PutObject alone (aws/aws-cli#813, aws/aws-sdk-js#256). Granting
+// writes with this very header. The PutObject API reference says "to change
+// the object's ACL of your PutObject request, you must have s3:PutObjectAcl";
+// the public reports of PutObject refused without s3:PutObjectAcl all concern
+// ACLs that grant more than the owner's default (public-read and the like,
+// aws/aws-cli#813), while bucket-owner-full-control is reported to succeed
+// with s3:PutObject alone (aws/aws-sdk-js#256). Granting
 // s3:PutObjectAcl would also let the role rewrite the ACL of any existing
 // native trail file (PutObjectAcl carries no If-None-Match), so the role is
 // denied it under AWSLogs/ outright. docs/deploy.md ("Why no

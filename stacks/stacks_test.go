@@ -698,7 +698,7 @@ func TestReadRoleTemplateIsClean(t *testing.T) {
 	if len(body) > MaxTemplateBody {
 		t.Fatalf("%d bytes", len(body))
 	}
-	for _, s := range []string{"aws:cdk:path", "CDKMetadata", "BootstrapVersion"} {
+	for _, s := range []string{"aws:cdk:path", "CDKMetadata", "BootstrapVersion", "cdk_nag"} {
 		if strings.Contains(body, s) {
 			t.Errorf("template body carries %s", s)
 		}
