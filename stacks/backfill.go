@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudformation"
@@ -28,12 +29,24 @@ import (
 	"github.com/trailfill/trailfill/statemachine"
 )
 
-// Folders of the archive the backfill function may write, list and delete in,
-// under the prefix: native trail files and trailfill's own manifests
-// (archive.ManifestRoot is inside ManifestFolder).
+// Folders of the archive under the prefix: native and recovered trail files
+// (append-only for the deployed roles), and trailfill's own state: manifests,
+// indexes, claims, reconcile intents (archive.ManifestRoot is inside
+// ManifestFolder).
 const (
 	TrailFolder    = "AWSLogs/"
 	ManifestFolder = "trailfill/"
+)
+
+// Folders of the staging bucket (output StagingBucket), in the state
+// machine's own account and region: the Distributed Map reads its items
+// (partitions) from StagingInputsFolder (ItemReader) and writes its child
+// results under StagingResultsFolder (ResultWriter). Objects expire after
+// StagingExpirationDays.
+const (
+	StagingInputsFolder   = "inputs/"
+	StagingResultsFolder  = "results/"
+	StagingExpirationDays = 30
 )
 
 // DefaultAssetDir is where `make build-lambda` puts the backfill function's
@@ -59,8 +72,10 @@ type BackfillStack struct {
 	FunctionRole awsiam.Role
 	StateMachine awsstepfunctions.StateMachine
 	Bucket       awss3.Bucket // nil when the archive is an existing bucket
+	Staging      awss3.Bucket // the state machine's staging bucket
 	StackSet     awscloudformation.CfnStackSet
 	FailedAlarm  awscloudwatch.Alarm
+	AlarmTopic   awssns.Topic // with alarmEmail
 }
 
 // NewBackfillStack defines the trailfill stack in scope. Its errors are
@@ -86,6 +101,10 @@ func NewBackfillStack(scope constructs.Construct, props BackfillStackProps) (*Ba
 	// The stack and every resource (the read-role stacks too, through the
 	// StackSet) carry trailfill=<stackName>.
 	awscdk.Tags_Of(stack).Add(jsii.String("trailfill"), jsii.String(cfg.StackName), nil)
+	// Server access logs are delivered under a bucket policy for the logging
+	// service principal, not the legacy LogDeliveryWrite ACL, which "Bucket
+	// owner enforced" ownership forbids (CDK feature flag, set for this stack).
+	stack.Node().SetContext(jsii.String("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"), true)
 	s := &BackfillStack{Stack: stack}
 
 	// Archive destination.
@@ -93,25 +112,21 @@ func NewBackfillStack(scope constructs.Construct, props BackfillStackProps) (*Ba
 	if cfg.KMSKeyArn != "" {
 		kmsKey = awskms.Key_FromKeyArn(stack, jsii.String("ArchiveKey"), jsii.String(cfg.KMSKeyArn))
 	}
+	accessLogs := newAccessLogsBucket(stack)
 	if cfg.BucketName == "" {
-		s.Bucket = newArchiveBucket(stack, cfg, kmsKey)
+		s.Bucket = newArchiveBucket(stack, cfg, kmsKey, accessLogs)
 	}
+	s.Staging = newStagingBucket(stack, accessLogs)
 	bucketName, bucketArn := archiveBucket(cfg, s.Bucket)
 	keyPrefix := cfg.keyPrefix()
-	// The function writes trail files under AWSLogs/ and manifests under trailfill/.
-	writePrefixes := []string{keyPrefix + TrailFolder, keyPrefix + ManifestFolder}
-	var objectArns []*string
-	var listPrefixes []string
-	for _, p := range writePrefixes {
-		objectArns = append(objectArns, awscdk.Fn_Join(jsii.String(""), &[]*string{bucketArn, jsii.String("/" + p + "*")}))
-		listPrefixes = append(listPrefixes, p+"*")
-	}
+	grants := backfillGrants(bucketArn, keyPrefix)
 
 	// The backfill function's role: a fixed name, so read roles in other
-	// accounts can name it in their trust policies.
+	// accounts can name it in their trust policies, with the region as suffix
+	// (IAM is global: a second deployment in another region gets its own role).
 	s.FunctionRole = awsiam.NewRole(stack, jsii.String("BackfillFunctionRole"), &awsiam.RoleProps{
 		RoleName:    awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String(cfg.LambdaRoleName() + "-"), awscdk.Aws_REGION()}),
-		Description: jsii.String("trailfill backfill function: assumes the trailfill read roles, reads LookupEvents, writes the archive"),
+		Description: jsii.String("trailfill backfill function: assumes the trailfill read roles, reads LookupEvents, creates trail files in the archive"),
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
 	})
 	role := s.FunctionRole
@@ -140,23 +155,20 @@ func NewBackfillStack(scope constructs.Construct, props BackfillStackProps) (*Ba
 		Actions:   jsii.Strings("cloudtrail:LookupEvents"),
 		Resources: jsii.Strings("*"),
 	}))
-	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("ArchiveObjects"),
-		Actions:   jsii.Strings("s3:PutObject", "s3:GetObject", "s3:DeleteObject"),
-		Resources: &objectArns,
-	}))
-	listCond := listCondition(listPrefixes)
-	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:        jsii.String("ArchiveList"),
-		Actions:    jsii.Strings("s3:ListBucket"),
-		Resources:  &[]*string{bucketArn},
-		Conditions: &listCond,
-	}))
+	for _, g := range grants {
+		role.AddToPolicy(g.statement())
+	}
+	protectTrailFiles(role, objectArn(bucketArn, keyPrefix+TrailFolder))
 	if cfg.KMSKeyArn != "" {
+		// SSE-KMS: PutObject needs kms:GenerateDataKey, GetObject kms:Decrypt
+		// ("Using server-side encryption with AWS KMS keys (SSE-KMS)", S3 User
+		// Guide, "Permissions").
+		c := kmsViaS3()
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:       jsii.String("ArchiveKey"),
-			Actions:   jsii.Strings("kms:GenerateDataKey", "kms:Decrypt"),
-			Resources: jsii.Strings(cfg.KMSKeyArn),
+			Sid:        jsii.String("ArchiveKey"),
+			Actions:    jsii.Strings(archiveKeyActions...),
+			Resources:  jsii.Strings(cfg.KMSKeyArn),
+			Conditions: &c,
 		}))
 	}
 
@@ -175,6 +187,9 @@ func NewBackfillStack(scope constructs.Construct, props BackfillStackProps) (*Ba
 	}
 	if cfg.OrgTrail {
 		env[contract.EnvOrgID] = jsii.String(cfg.OrgID)
+	}
+	if cfg.KMSKeyArn != "" {
+		env[contract.EnvKMSKeyArn] = jsii.String(cfg.KMSKeyArn)
 	}
 	if cfg.Rate > 0 {
 		env[contract.EnvRate] = jsii.String(strconv.FormatFloat(cfg.Rate, 'f', -1, 64))
@@ -199,6 +214,14 @@ func NewBackfillStack(scope constructs.Construct, props BackfillStackProps) (*Ba
 		fnProps.ReservedConcurrentExecutions = jsii.Number(float64(cfg.ReservedConcurrency))
 	}
 	s.Function = awslambda.NewFunction(stack, jsii.String("BackfillFunction"), fnProps)
+	nagSuppress(role,
+		nag("AwsSolutions-IAM5", "cloudtrail:LookupEvents has no resource-level permissions (Service Authorization Reference, AWS CloudTrail: LookupEvents lists no resource type), so it is granted on \"*\"; without a role it reads only this account's own event history.",
+			"Resource::*"),
+		nag("AwsSolutions-IAM5", "The read role has the same name in every account to recover. Which accounts the function reaches is decided by the read roles' trust (only this role, by aws:PrincipalArn), by aws:ResourceOrgID with orgId, and by readAccounts, which replaces the * with the listed accounts.",
+			"Resource::arn:<AWS::Partition>:iam::*:role/"+cfg.ReadRoleName),
+		nag("AwsSolutions-IAM5", "Trail files and trailfill's state are many objects with generated names under two fixed folders: the grants name the folders, not the objects. Writes under AWSLogs/ are create-only (s3:if-none-match) and deletes and ACL changes there are denied (stacks/archive.go).",
+			folderFinding(keyPrefix+TrailFolder), folderFinding(keyPrefix+ManifestFolder)),
+	)
 
 	// The state machine: the very definition `trailfill run` executes locally.
 	smName := cfg.StateMachineName()
@@ -215,8 +238,9 @@ func NewBackfillStack(scope constructs.Construct, props BackfillStackProps) (*Ba
 	s.StateMachine = awsstepfunctions.NewStateMachine(stack, jsii.String("StateMachine"), &awsstepfunctions.StateMachineProps{
 		StateMachineName:        jsii.String(smName),
 		StateMachineType:        awsstepfunctions.StateMachineType_STANDARD,
-		DefinitionBody:          awsstepfunctions.DefinitionBody_FromString(jsii.String(statemachine.Definition)),
+		DefinitionBody:          awsstepfunctions.DefinitionBody_FromString(jsii.String(partitionedDefinition(statemachine.Definition))),
 		DefinitionSubstitutions: definitionSubstitutions(s.Function.FunctionArn()),
+
 		Logs: &awsstepfunctions.LogOptions{
 			Destination:          smLogs,
 			Level:                awsstepfunctions.LogLevel_ERROR,
@@ -253,6 +277,26 @@ func NewBackfillStack(scope constructs.Construct, props BackfillStackProps) (*Ba
 		Actions:   jsii.Strings("states:RedriveExecution"),
 		Resources: &redrive,
 	}))
+	grantStaging(sm, s.Staging)
+	execFindings := []string{
+		"Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:" + smName + ":*",
+		"Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:" + smName + "/*",
+	}
+	for _, l := range labels {
+		execFindings = append(execFindings, "Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"+smName+"/"+l+":*")
+	}
+	nagSuppress(sm,
+		nag("AwsSolutions-SF1", "Level ERROR with execution data logs every failure with its input and cause. ALL would log each of the millions of state transitions of a large backfill (every window loop and retry) at CloudWatch Logs ingestion prices; Step Functions keeps each execution's full history for 90 days anyway."),
+		nag("AwsSolutions-SF2", "The workflow is one Lambda task in a loop per partition: its timing is in the Lambda and Step Functions metrics and each failure carries its partition and window in the cause. X-Ray would add a trace per child execution (thousands per backfill) for no further insight."),
+		nag("AwsSolutions-IAM5", "The CloudWatch Logs delivery actions that Step Functions logging needs (logs:CreateLogDelivery, GetLogDelivery, UpdateLogDelivery, DeleteLogDelivery, ListLogDeliveries, PutResourcePolicy, DescribeResourcePolicies, DescribeLogGroups) support only Resource \"*\" (Step Functions Developer Guide, \"IAM policies for logging to CloudWatch Logs\"); CDK adds them.",
+			"Resource::*"),
+		nag("AwsSolutions-IAM5", "lambda:InvokeFunction on the backfill function's own versions and aliases (CDK's grantInvoke): this one function only.",
+			`/^Resource::<BackfillFunction[0-9A-F]+\.Arn>:\*$/`),
+		nag("AwsSolutions-IAM5", "Distributed Map child executions and map runs get generated names: the grants cover the executions of this state machine only (Step Functions Developer Guide, \"IAM policies for using Distributed Map states\").",
+			execFindings...),
+		nag("AwsSolutions-IAM5", "The Distributed Map's items file and result files have per-execution names under two fixed folders of the stack's own staging bucket: read-only under inputs/, ResultWriter's actions under results/.",
+			`/^Resource::<Staging[0-9A-F]+\.Arn>\/(inputs|results)\/\*$/`),
+	)
 
 	// Alarm on failed executions.
 	s.FailedAlarm = awscloudwatch.NewAlarm(stack, jsii.String("ExecutionsFailedAlarm"), &awscloudwatch.AlarmProps{
@@ -267,12 +311,9 @@ func NewBackfillStack(scope constructs.Construct, props BackfillStackProps) (*Ba
 		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
 	})
 	if cfg.AlarmEmail != "" {
-		topic := awssns.NewTopic(stack, jsii.String("AlarmTopic"), &awssns.TopicProps{
-			DisplayName: jsii.String("trailfill backfill alarms"),
-			EnforceSSL:  jsii.Bool(true),
-		})
-		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(cfg.AlarmEmail), nil))
-		s.FailedAlarm.AddAlarmAction(awscloudwatchactions.NewSnsAction(topic))
+		s.AlarmTopic = newAlarmTopic(stack, s.FailedAlarm)
+		s.AlarmTopic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(cfg.AlarmEmail), nil))
+		s.FailedAlarm.AddAlarmAction(awscloudwatchactions.NewSnsAction(s.AlarmTopic))
 	}
 	if cfg.AlarmTopicArn != "" {
 		topic := awssns.Topic_FromTopicArn(stack, jsii.String("ExistingAlarmTopic"), jsii.String(cfg.AlarmTopicArn))
@@ -301,17 +342,18 @@ func NewBackfillStack(scope constructs.Construct, props BackfillStackProps) (*Ba
 	out(contract.OutputArchiveDestination, "The archive as trailfill's --out (trailfill verify --out ...)", awscdk.Fn_Join(jsii.String(""), &dest))
 	out(contract.OutputReadRoleName, "Read role name assumed in other accounts (trailfill --role-name)", jsii.String(cfg.ReadRoleName))
 	out(contract.OutputBackfillFunctionRoleArn, "Role of the backfill function: the principal the read roles and the bucket policy trust", role.RoleArn())
+	out(contract.OutputStagingBucket, "Staging bucket of the state machine (Distributed Map items under inputs/, results under results/; objects expire after 30 days)", s.Staging.BucketName())
 	out(contract.OutputConsoleURL, "Step Functions console for the backfill state machine", awscdk.Fn_Join(jsii.String(""), &[]*string{
-		jsii.String("https://"), awscdk.Aws_REGION(), jsii.String(".console.aws.amazon.com/states/home?region="), awscdk.Aws_REGION(),
+		jsii.String("https://"), consoleHost(stack), jsii.String("/states/home?region="), awscdk.Aws_REGION(),
 		jsii.String("#/statemachines/view/"), sm.StateMachineArn(),
 	}))
 	if cfg.BucketName != "" {
 		out(contract.OutputBucketPolicyStatement, "Add these statements to the bucket policy of "+cfg.BucketName+" (required when the bucket is in another account)",
-			stack.ToJsonString(bucketPolicyStatements(role.RoleArn(), bucketArn, objectArns, listPrefixes), nil))
-		if cfg.KMSKeyArn != "" {
-			out(contract.OutputKMSKeyPolicyStatement, "Add this statement to the key policy of "+cfg.KMSKeyArn+" (required when the key is in another account or its policy does not delegate to IAM)",
-				stack.ToJsonString(keyPolicyStatement(role.RoleArn()), nil))
-		}
+			stack.ToJsonString(bucketPolicyStatements(grants, "TrailfillBackfill", awscdk.Aws_ACCOUNT_ID(), role.RoleArn()), nil))
+	}
+	if cfg.KMSKeyArn != "" {
+		out(contract.OutputKMSKeyPolicyStatement, "Add this statement to the key policy of "+cfg.KMSKeyArn+" (required when the key is in another account or its policy does not delegate to IAM)",
+			stack.ToJsonString(keyPolicyStatement("TrailfillBackfillArchiveKey", archiveKeyActions, awscdk.Aws_ACCOUNT_ID(), role.RoleArn()), nil))
 	}
 	if s.StackSet != nil {
 		out(contract.OutputReadRoleStackSet, "StackSet deploying the read roles", jsii.String(cfg.ReadRoleStackName()))
@@ -320,10 +362,11 @@ func NewBackfillStack(scope constructs.Construct, props BackfillStackProps) (*Ba
 }
 
 // definitionSubstitutions fills the definition's placeholders
-// (statemachine.Substitutions) with the function's ARN as a token.
+// (statemachine.Substitutions, and the partition of partitionedDefinition)
+// with the function's ARN and the partition as tokens.
 func definitionSubstitutions(functionArn *string) *map[string]*string {
 	const marker = "\x00function\x00"
-	subs := map[string]*string{}
+	subs := map[string]*string{PartitionPlaceholder: awscdk.Aws_PARTITION()}
 	for k, v := range statemachine.Substitutions(marker) {
 		if v == marker {
 			subs[k] = functionArn
@@ -332,6 +375,66 @@ func definitionSubstitutions(functionArn *string) *map[string]*string {
 		subs[k] = jsii.String(v)
 	}
 	return &subs
+}
+
+// PartitionPlaceholder is the definition substitution for the partition in
+// the service integration ARNs of the deployed definition.
+const PartitionPlaceholder = "Partition"
+
+// partitionedDefinition is def with the partition of every service
+// integration resource (arn:aws:states:::lambda:invoke and the like) left to
+// the deployment: the definition file names the aws partition, which the
+// local executor expects, while Step Functions in the China and GovCloud (US)
+// partitions expects arn:aws-cn:states:::... and arn:aws-us-gov:states:::...
+// ("Service integrations", Step Functions Developer Guide: the Resource field
+// is an ARN, and ARNs carry the partition).
+func partitionedDefinition(def string) string {
+	return strings.ReplaceAll(def, `"arn:aws:states:::`, `"arn:${`+PartitionPlaceholder+`}:states:::`)
+}
+
+// archiveKeyActions are the backfill function's uses of the archive's KMS
+// key: GenerateDataKey to write (PutObject), Decrypt to read (GetObject).
+var archiveKeyActions = []string{"kms:GenerateDataKey", "kms:Decrypt"}
+
+// consoleHost is the AWS Management Console host of the stack's partition:
+// console.amazonaws.cn in China, console.amazonaws-us-gov.com in GovCloud
+// (US), <region>.console.aws.amazon.com elsewhere. Conditions, not a mapping:
+// an unknown partition still deploys.
+func consoleHost(stack awscdk.Stack) *string {
+	partitionIs := func(id, partition string) *string {
+		return awscdk.NewCfnCondition(stack, jsii.String(id), &awscdk.CfnConditionProps{
+			Expression: awscdk.Fn_ConditionEquals(awscdk.Aws_PARTITION(), jsii.String(partition)),
+		}).LogicalId()
+	}
+	china, gov := partitionIs("PartitionIsChina", "aws-cn"), partitionIs("PartitionIsGovCloud", "aws-us-gov")
+	return awscdk.Token_AsString(awscdk.Fn_ConditionIf(china, jsii.String("console.amazonaws.cn"),
+		awscdk.Fn_ConditionIf(gov, jsii.String("console.amazonaws-us-gov.com"),
+			awscdk.Fn_Join(jsii.String(""), &[]*string{awscdk.Aws_REGION(), jsii.String(".console.aws.amazon.com")}))), nil)
+}
+
+// newAlarmTopic is the topic of the alarm email. enforceSSL gives the topic a
+// policy holding only the TLS-only Deny, and that policy replaces SNS's
+// default one, so CloudWatch could not publish (facts.md 4b); the policy
+// allows cloudwatch.amazonaws.com to publish for this alarm of this account
+// only (aws:SourceArn and aws:SourceAccount, "Cross-service confused deputy
+// prevention", Amazon SNS Developer Guide).
+func newAlarmTopic(stack awscdk.Stack, alarm awscloudwatch.Alarm) awssns.Topic {
+	topic := awssns.NewTopic(stack, jsii.String("AlarmTopic"), &awssns.TopicProps{
+		DisplayName: jsii.String("trailfill backfill alarms"),
+		EnforceSSL:  jsii.Bool(true),
+	})
+	topic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("CloudWatchAlarmPublish"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("sns:Publish"),
+		Resources:  &[]*string{topic.TopicArn()},
+		Conditions: &map[string]any{
+			"ArnEquals":    map[string]any{"aws:SourceArn": alarm.AlarmArn()},
+			"StringEquals": map[string]any{"aws:SourceAccount": awscdk.Aws_ACCOUNT_ID()},
+		},
+	}))
+	nagSuppress(topic, nag("AwsSolutions-SNS2", "The topic carries only this alarm's state-change notices (alarm name, description, state), no archive data, and is TLS-only (enforceSSL). Server-side encryption would need a customer managed KMS key with a key policy for CloudWatch: CloudWatch alarms cannot publish to a topic encrypted with the AWS managed key aws/sns (Amazon SNS Developer Guide, sns-key-management.html#compatibility-with-aws-services)."))
+	return topic
 }
 
 // archiveBucket returns the name and ARN of the archive bucket: created, the
@@ -354,16 +457,19 @@ func (c Config) keyPrefix() string {
 }
 
 // newArchiveBucket creates the archive bucket: private, TLS-only, encrypted,
-// versioned, optionally Object Lock, retained when the stack is deleted.
-func newArchiveBucket(stack awscdk.Stack, cfg Config, key awskms.IKey) awss3.Bucket {
+// versioned, optionally Object Lock, server access logs into accessLogs,
+// retained when the stack is deleted.
+func newArchiveBucket(stack awscdk.Stack, cfg Config, key awskms.IKey, accessLogs awss3.Bucket) awss3.Bucket {
 	props := &awss3.BucketProps{
-		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(),
-		EnforceSSL:        jsii.Bool(true),
-		MinimumTLSVersion: jsii.Number(1.2),
-		Versioned:         jsii.Bool(true),
-		ObjectOwnership:   awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
-		Encryption:        awss3.BucketEncryption_S3_MANAGED,
-		RemovalPolicy:     awscdk.RemovalPolicy_RETAIN,
+		BlockPublicAccess:      awss3.BlockPublicAccess_BLOCK_ALL(),
+		EnforceSSL:             jsii.Bool(true),
+		MinimumTLSVersion:      jsii.Number(1.2),
+		Versioned:              jsii.Bool(true),
+		ObjectOwnership:        awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
+		Encryption:             awss3.BucketEncryption_S3_MANAGED,
+		RemovalPolicy:          awscdk.RemovalPolicy_RETAIN,
+		ServerAccessLogsBucket: accessLogs,
+		ServerAccessLogsPrefix: jsii.String(accessLogsArchivePrefix),
 	}
 	if key != nil {
 		props.Encryption = awss3.BucketEncryption_KMS
@@ -442,51 +548,6 @@ func newReadRoleStackSet(stack awscdk.Stack, cfg Config, trustedRoleArn *string,
 		}}
 	}
 	return awscloudformation.NewCfnStackSet(stack, jsii.String("ReadRoles"), props)
-}
-
-// bucketPolicyStatements is what the owner of an existing archive bucket adds
-// to its bucket policy: the same object and list permissions as the function's
-// IAM policy, for the function's role.
-func bucketPolicyStatements(roleArn, bucketArn *string, objectArns []*string, listPrefixes []string) []any {
-	principal := map[string]any{"AWS": roleArn}
-	return []any{
-		map[string]any{
-			"Sid":       "TrailfillBackfillObjects",
-			"Effect":    "Allow",
-			"Principal": principal,
-			"Action":    []string{"s3:PutObject", "s3:GetObject", "s3:DeleteObject"},
-			"Resource":  objectArns,
-		},
-		map[string]any{
-			"Sid":       "TrailfillBackfillList",
-			"Effect":    "Allow",
-			"Principal": principal,
-			"Action":    "s3:ListBucket",
-			"Resource":  bucketArn,
-			"Condition": listCondition(listPrefixes),
-		},
-	}
-}
-
-// listCondition limits s3:ListBucket to the function's folders. IfExists: S3
-// answers a GetObject of a missing key with 404 only when the caller may
-// s3:ListBucket, and that check carries no s3:prefix; with a plain StringLike
-// the function would get 403 AccessDenied where it expects NoSuchKey (a slice
-// with no events, a manifest not written yet).
-func listCondition(prefixes []string) map[string]any {
-	return map[string]any{"StringLikeIfExists": map[string]any{"s3:prefix": prefixes}}
-}
-
-// keyPolicyStatement is what the owner of the archive's KMS key adds to its key
-// policy.
-func keyPolicyStatement(roleArn *string) map[string]any {
-	return map[string]any{
-		"Sid":       "TrailfillBackfillArchiveKey",
-		"Effect":    "Allow",
-		"Principal": map[string]any{"AWS": roleArn},
-		"Action":    []string{"kms:GenerateDataKey", "kms:Decrypt"},
-		"Resource":  "*",
-	}
 }
 
 // setRetention sets a log group's retention in days (any value CloudWatch

@@ -51,6 +51,8 @@ const (
 	KeyGitLabTokensKMSKeyArn     = "gitlabTokensKmsKeyArn"
 	KeyGitLabMaxBody             = "gitlabMaxBody"
 	KeyGitLabReservedConcurrency = "gitlabReservedConcurrency"
+	KeyGitLabLayout              = "gitlabLayout"
+	KeyGitLabPrefix              = "gitlabPrefix"
 )
 
 // ContextKeys lists every context key the app reads, in documentation order.
@@ -61,6 +63,7 @@ var ContextKeys = []string{
 	KeyReadRoleStack, KeyBackfillRoleArn, KeyReadAccounts, KeyLocalPrincipalArn, KeyRate, KeyStopMargin, KeyMemoryMB,
 	KeyReservedConcurrency, KeyLogRetentionDays, KeyAlarmEmail, KeyAlarmTopicArn,
 	KeyGitLab, KeyGitLabSource, KeyGitLabTokensParam, KeyGitLabTokensKMSKeyArn, KeyGitLabMaxBody, KeyGitLabReservedConcurrency,
+	KeyGitLabLayout, KeyGitLabPrefix,
 }
 
 // ReadRoleMode says how the cross-account read roles are deployed.
@@ -393,7 +396,7 @@ func ConfigFromContext(get func(key string) any) (Config, error) {
 		fail(fmt.Errorf("context %s=DELEGATED_ADMIN is only used with %s=%s", KeyStackSetCallAs, KeyReadRoles, ReadRolesStackSetOrg))
 	}
 	var glErrs []error
-	c.GitLab, glErrs = gitLabConfigFromContext(s, c.StackName)
+	c.GitLab, glErrs = gitLabConfigFromContext(s, c.StackName, c.Prefix)
 	errs = append(errs, glErrs...)
 
 	if len(errs) > 0 {

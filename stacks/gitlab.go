@@ -34,8 +34,8 @@ const (
 	GitLabReceiverTimeoutSeconds = 30
 )
 
-// MaxGitLabBody is the largest gitlabMaxBody: the largest body a Function URL
-// invocation carries in either encoding (measured, see gitlab.FunctionURLMaxBody).
+// MaxGitLabBody is the largest gitlabMaxBody: a Function URL invocation
+// carries at most 6 MB, and a body the URL base64-encodes grows by a third.
 const MaxGitLabBody = gitlab.FunctionURLMaxBody
 
 // minGitLabBody is the smallest gitlabMaxBody (one audit event is about 1 KB).
@@ -58,6 +58,31 @@ type GitLabConfig struct {
 	MaxBody int64
 	// ReservedConcurrency caps concurrent receivers (0: unreserved).
 	ReservedConcurrency int
+	// Layout is the key layout the receiver writes: GitLabLayoutDefault or
+	// GitLabLayoutS3.
+	Layout string
+	// Prefix is the receiver's key prefix, without leading or trailing '/'
+	// (default: the archive's prefix; may be empty: the bucket root).
+	Prefix string
+}
+
+// GitLab key layouts (context key gitlabLayout, and `--layout` of the
+// trailfill gitlab commands).
+const (
+	// GitLabLayoutDefault: [prefix/]GitLab/<source>/YYYY/MM/DD/<id>.json.
+	GitLabLayoutDefault = "default"
+	// GitLabLayoutS3: GitLab's own Amazon S3 streaming layout under the prefix,
+	// [prefix/]<entity_type>/YYYY/MM/<event_type>_<id>_<time_ms>.json
+	// (facts.md 6), so that recovered events sit beside natively streamed ones.
+	GitLabLayoutS3 = "gitlab-s3"
+)
+
+// keyPrefixOf is prefix with its trailing '/', or "".
+func keyPrefixOf(prefix string) string {
+	if prefix == "" {
+		return ""
+	}
+	return prefix + "/"
 }
 
 // GitLabStackName is the name of the GitLab receiver stack.
@@ -90,7 +115,7 @@ func validateParamName(name string) error {
 // value as a string). The values are checked even when gitlab is off, so a
 // mistake shows before the stack is turned on; the result is the zero
 // GitLabConfig then.
-func gitLabConfigFromContext(s func(string) (string, error), stackName string) (GitLabConfig, []error) {
+func gitLabConfigFromContext(s func(string) (string, error), stackName, archivePrefix string) (GitLabConfig, []error) {
 	var errs []error
 	get := func(k string) string {
 		v, err := s(k)
@@ -103,6 +128,8 @@ func gitLabConfigFromContext(s func(string) (string, error), stackName string) (
 		Source:      gitlab.DefaultSource,
 		TokensParam: DefaultGitLabTokensParam(stackName),
 		MaxBody:     gitlab.DefaultMaxBody,
+		Layout:      GitLabLayoutDefault,
+		Prefix:      archivePrefix,
 	}
 	if v := get(KeyGitLab); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -143,6 +170,26 @@ func gitLabConfigFromContext(s func(string) (string, error), stackName string) (
 		}
 		g.ReservedConcurrency = n
 	}
+	if v := get(KeyGitLabLayout); v != "" {
+		if v != GitLabLayoutDefault && v != GitLabLayoutS3 {
+			errs = append(errs, fmt.Errorf("context %s=%q: use %s (GitLab/<source>/YYYY/MM/DD/<id>.json) or %s (GitLab's own S3 streaming layout)", KeyGitLabLayout, v, GitLabLayoutDefault, GitLabLayoutS3))
+		}
+		g.Layout = v
+	}
+	if v := get(KeyGitLabPrefix); v != "" {
+		// "/" is the bucket root.
+		p := strings.Trim(v, "/")
+		if !prefixRE.MatchString(p) || strings.Contains(p, "//") || len(p) > 200 {
+			errs = append(errs, fmt.Errorf("context %s=%q: give the receiver's S3 key prefix (e.g. gitlab-audit), or / for the bucket root", KeyGitLabPrefix, v))
+		}
+		g.Prefix = p
+	}
+	// The receiver never writes into the trail folders or trailfill's state.
+	for _, f := range []string{keyPrefixOf(archivePrefix) + TrailFolder, keyPrefixOf(archivePrefix) + ManifestFolder} {
+		if strings.HasPrefix(keyPrefixOf(g.Prefix), f) {
+			errs = append(errs, fmt.Errorf("context %s=%q is inside %s: give a prefix outside the archive's trail files and trailfill's state", KeyGitLabPrefix, g.Prefix, f))
+		}
+	}
 	if !g.Enabled {
 		return GitLabConfig{}, errs
 	}
@@ -161,8 +208,9 @@ type GitLabStackProps struct {
 
 // GitLabStack is the GitLab audit event streaming receiver: a Lambda function
 // behind a public Function URL (the streaming token authenticates requests),
-// allowed only to create objects under <prefix>/GitLab/<source>/ in the
-// archive bucket and to read its tokens parameter.
+// allowed only to create objects (create-only, like trail files) under
+// <prefix>/GitLab/<source>/, or under <prefix>/ with the gitlab-s3 layout,
+// in the archive bucket, and to read its tokens parameter.
 type GitLabStack struct {
 	awscdk.Stack
 	Function awslambda.Function
@@ -201,8 +249,20 @@ func NewGitLabStack(scope constructs.Construct, props GitLabStackProps) (*GitLab
 	s := &GitLabStack{Stack: stack}
 
 	bucketName, bucketArn := archiveBucket(cfg, props.Bucket)
-	eventsFolder := cfg.keyPrefix() + gitlab.EventPrefix(gl.Source) // [prefix/]GitLab/<source>/
-	objectArn := awscdk.Fn_Join(jsii.String(""), &[]*string{bucketArn, jsii.String("/" + eventsFolder + "*")})
+	eventsFolder := keyPrefixOf(gl.Prefix) + gitlab.EventPrefix(gl.Source) // [prefix/]GitLab/<source>/
+	layoutDesc := "GitLab/<source>/YYYY/MM/DD/<id>.json"
+	if gl.Layout == GitLabLayoutS3 {
+		eventsFolder = keyPrefixOf(gl.Prefix) // [prefix/]<entity_type>/YYYY/MM/...
+		layoutDesc = "GitLab's S3 streaming layout, <entity_type>/YYYY/MM/<event_type>_<id>_<time_ms>.json"
+	}
+	folderDesc := eventsFolder
+	if folderDesc == "" {
+		folderDesc = "the bucket root"
+	}
+	// Create only, like trail files: every write is conditional (If-None-Match:
+	// *) and carries bucket-owner-full-control (stacks/archive.go); the
+	// receiver never reads, lists, overwrites or deletes.
+	write := s3Grant{sid: "WriteGitLabEvents", actions: []string{"s3:PutObject"}, resources: []*string{objectArn(bucketArn, eventsFolder)}, conditions: createOnly()}
 	paramArn := stack.FormatArn(&awscdk.ArnComponents{
 		Service:      jsii.String("ssm"),
 		Resource:     jsii.String("parameter"),
@@ -210,21 +270,34 @@ func NewGitLabStack(scope constructs.Construct, props GitLabStackProps) (*GitLab
 		ArnFormat:    awscdk.ArnFormat_SLASH_RESOURCE_NAME,
 	})
 
+	// A fixed name with the region as suffix, like the backfill function's
+	// role: the printed bucket-policy statement names it by ARN
+	// (aws:PrincipalArn), which then survives a re-created role, and a second
+	// deployment in another region gets its own role.
 	s.Role = awsiam.NewRole(stack, jsii.String("ReceiverRole"), &awsiam.RoleProps{
-		Description: jsii.String("trailfill GitLab receiver: creates event objects under " + eventsFolder + " and reads its tokens parameter"),
+		RoleName:    awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String(name + "-"), awscdk.Aws_REGION()}),
+		Description: jsii.String("trailfill GitLab receiver: creates event objects under " + folderDesc + " and reads its tokens parameter"),
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
 	})
 	role := s.Role
-	// Create only: the receiver never reads, lists or deletes, and every write
-	// is conditional (If-None-Match: *, which needs no more than s3:PutObject),
-	// so the role may not write without that header: it cannot overwrite an
-	// archived event either.
-	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:        jsii.String("WriteGitLabEvents"),
-		Actions:    jsii.Strings("s3:PutObject"),
-		Resources:  &[]*string{objectArn},
-		Conditions: &map[string]any{"Null": map[string]any{"s3:if-none-match": "false"}},
-	}))
+	role.AddToPolicy(write.statement())
+	// GitLab's layout has open-ended top-level folders (one per entity type):
+	// where its folder holds the trail files or trailfill's state, the
+	// receiver is denied them outright.
+	var keepOut []*string
+	for _, f := range []string{cfg.keyPrefix() + TrailFolder, cfg.keyPrefix() + ManifestFolder} {
+		if strings.HasPrefix(f, eventsFolder) {
+			keepOut = append(keepOut, objectArn(bucketArn, f))
+		}
+	}
+	if len(keepOut) > 0 {
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("StayOutOfTrailFolders"),
+			Effect:    awsiam.Effect_DENY,
+			Actions:   jsii.Strings("s3:PutObject"),
+			Resources: &keepOut,
+		}))
+	}
 	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("ReadTokensParameter"),
 		Actions:   jsii.Strings("ssm:GetParameter"),
@@ -247,18 +320,28 @@ func NewGitLabStack(scope constructs.Construct, props GitLabStackProps) (*GitLab
 		Actions:   jsii.Strings("kms:Decrypt"),
 		Resources: &[]*string{keyRes},
 		Conditions: &map[string]any{"StringEquals": map[string]any{
-			"kms:ViaService":                      awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String("ssm."), awscdk.Aws_REGION(), jsii.String(".amazonaws.com")}),
+			"kms:ViaService":                      awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String("ssm."), awscdk.Aws_REGION(), jsii.String("."), awscdk.Aws_URL_SUFFIX()}),
 			"kms:EncryptionContext:PARAMETER_ARN": paramArn,
 		}},
 	}))
 	if cfg.KMSKeyArn != "" {
-		// SSE-KMS archive: a single-part PutObject needs only GenerateDataKey.
+		// SSE-KMS archive: a single-part PutObject needs only GenerateDataKey
+		// (the receiver reads nothing back), and only through S3.
+		c := kmsViaS3()
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:       jsii.String("ArchiveKey"),
-			Actions:   jsii.Strings("kms:GenerateDataKey"),
-			Resources: jsii.Strings(cfg.KMSKeyArn),
+			Sid:        jsii.String("ArchiveKey"),
+			Actions:    jsii.Strings(gitLabKeyActions...),
+			Resources:  jsii.Strings(cfg.KMSKeyArn),
+			Conditions: &c,
 		}))
 	}
+
+	nagSuppress(role,
+		nag("AwsSolutions-IAM5", "The receiver stores one object per event, with generated names, under its one folder: the grant names the folder, not the objects, and admits only create-only writes (s3:if-none-match) with bucket-owner-full-control.",
+			folderFinding(eventsFolder)),
+		nag("AwsSolutions-IAM5", "The AWS managed key aws/ssm has no ARN known before deployment: any key of this account and region, but kms:Decrypt only through SSM (kms:ViaService) and only for the tokens parameter (kms:EncryptionContext:PARAMETER_ARN).",
+			"Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*"),
+	)
 
 	logs := awslogs.NewLogGroup(stack, jsii.String("ReceiverLogs"), &awslogs.LogGroupProps{
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
@@ -272,11 +355,14 @@ func NewGitLabStack(scope constructs.Construct, props GitLabStackProps) (*GitLab
 		contract.EnvGitLabTokensParam: jsii.String(gl.TokensParam),
 		contract.EnvGitLabMaxBody:     jsii.String(strconv.FormatInt(gl.MaxBody, 10)),
 	}
-	if cfg.Prefix != "" {
-		env[contract.EnvGitLabPrefix] = jsii.String(cfg.Prefix)
+	if gl.Prefix != "" {
+		env[contract.EnvGitLabPrefix] = jsii.String(gl.Prefix)
+	}
+	if gl.Layout == GitLabLayoutS3 {
+		env[contract.EnvGitLabLayout] = jsii.String(gl.Layout)
 	}
 	fnProps := &awslambda.FunctionProps{
-		Description:   jsii.String("trailfill: GitLab audit event streaming destination; stores each event once under " + eventsFolder),
+		Description:   jsii.String("trailfill: GitLab audit event streaming destination; stores each event once under " + folderDesc),
 		Runtime:       awslambda.Runtime_PROVIDED_AL2023(),
 		Architecture:  awslambda.Architecture_ARM_64(),
 		Handler:       jsii.String("bootstrap"),
@@ -306,31 +392,23 @@ func NewGitLabStack(scope constructs.Construct, props GitLabStackProps) (*GitLab
 	out(contract.OutputGitLabReceiverRoleArn, "Role of the GitLab receiver function", role.RoleArn())
 	out(contract.OutputGitLabReceiverFunctionName, "The GitLab receiver function (restart it after changing the tokens: docs/gitlab.md)", s.Function.FunctionName())
 	out(contract.OutputGitLabTokensParameter, "SSM SecureString parameter the receiver reads its verification tokens from (one per line; you create it)", jsii.String(gl.TokensParam))
-	out(contract.OutputGitLabArchiveLocation, "Where the receiver stores events (GitLab/<source>/YYYY/MM/DD/<id>.json)",
+	out(contract.OutputGitLabArchiveLocation, "Where the receiver stores events ("+layoutDesc+")",
 		awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String("s3://"), bucketName, jsii.String("/" + eventsFolder)}))
 	if cfg.BucketName != "" {
+		printed := write
+		printed.sid = "Events"
 		out(contract.OutputGitLabBucketPolicyStatement, "Add this statement to the bucket policy of "+cfg.BucketName+" (required when the bucket is in another account)",
-			stack.ToJsonString(map[string]any{
-				"Sid":       "TrailfillGitLabReceiver",
-				"Effect":    "Allow",
-				"Principal": map[string]any{"AWS": role.RoleArn()},
-				"Action":    "s3:PutObject",
-				"Resource":  objectArn,
-				"Condition": map[string]any{"Null": map[string]any{"s3:if-none-match": "false"}},
-			}, nil))
-		if cfg.KMSKeyArn != "" {
-			out(contract.OutputGitLabKMSKeyPolicyStatement, "Add this statement to the key policy of "+cfg.KMSKeyArn+" (required when the key is in another account or its policy does not delegate to IAM)",
-				stack.ToJsonString(map[string]any{
-					"Sid":       "TrailfillGitLabReceiverArchiveKey",
-					"Effect":    "Allow",
-					"Principal": map[string]any{"AWS": role.RoleArn()},
-					"Action":    "kms:GenerateDataKey",
-					"Resource":  "*",
-				}, nil))
-		}
+			stack.ToJsonString(printed.policyStatement("TrailfillGitLabReceiver", awscdk.Aws_ACCOUNT_ID(), role.RoleArn()), nil))
+	}
+	if cfg.KMSKeyArn != "" {
+		out(contract.OutputGitLabKMSKeyPolicyStatement, "Add this statement to the key policy of "+cfg.KMSKeyArn+" (required when the key is in another account or its policy does not delegate to IAM)",
+			stack.ToJsonString(keyPolicyStatement("TrailfillGitLabReceiverArchiveKey", gitLabKeyActions, awscdk.Aws_ACCOUNT_ID(), role.RoleArn()), nil))
 	}
 	return s, nil
 }
+
+// gitLabKeyActions are the receiver's uses of the archive's KMS key.
+var gitLabKeyActions = []string{"kms:GenerateDataKey"}
 
 // checkGitLabAsset verifies that the receiver function has been built.
 func checkGitLabAsset(dir string) error {

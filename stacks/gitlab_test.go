@@ -19,14 +19,14 @@ import (
 	"github.com/trailfill/trailfill/internal/gitlab"
 )
 
-const sampleGitLabRoleArn = "arn:aws:iam::111122223333:role/trailfill-gitlab-ReceiverRole"
+const sampleGitLabRoleArn = "arn:aws:iam::111122223333:role/trailfill-gitlab-us-east-1"
 
 func TestGitLabConfig(t *testing.T) {
 	c, err := ConfigFromContext(ctx(map[string]any{KeyGitLab: "true"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := GitLabConfig{Enabled: true, Source: "gitlab", TokensParam: "/trailfill/gitlab/tokens", MaxBody: gitlab.DefaultMaxBody}
+	want := GitLabConfig{Enabled: true, Source: "gitlab", TokensParam: "/trailfill/gitlab/tokens", MaxBody: gitlab.DefaultMaxBody, Layout: GitLabLayoutDefault}
 	if c.GitLab != want {
 		t.Fatalf("defaults: got %+v, want %+v", c.GitLab, want)
 	}
@@ -50,10 +50,33 @@ func TestGitLabConfig(t *testing.T) {
 	want = GitLabConfig{
 		Enabled: true, Source: "gitlab-com", TokensParam: "gitlab-tokens",
 		TokensKMSKeyArn: "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-		MaxBody:         262144, ReservedConcurrency: 5,
+		MaxBody:         262144, ReservedConcurrency: 5, Layout: GitLabLayoutDefault,
 	}
 	if c.GitLab != want {
 		t.Fatalf("parsed: got %+v, want %+v", c.GitLab, want)
+	}
+
+	// The receiver's prefix is the archive's unless gitlabPrefix says
+	// otherwise; "/" is the bucket root.
+	for _, tc := range []struct {
+		name         string
+		kv           map[string]any
+		layout, pref string
+	}{
+		{"archive prefix", map[string]any{KeyGitLab: "true", KeyPrefix: "org"}, GitLabLayoutDefault, "org"},
+		{"own prefix", map[string]any{KeyGitLab: "true", KeyPrefix: "org", KeyGitLabPrefix: "/gitlab-audit/"}, GitLabLayoutDefault, "gitlab-audit"},
+		{"root", map[string]any{KeyGitLab: "true", KeyPrefix: "org", KeyGitLabPrefix: "/", KeyGitLabLayout: "gitlab-s3"}, GitLabLayoutS3, ""},
+		{"next to the trail folders", map[string]any{KeyGitLab: "true", KeyPrefix: "org", KeyGitLabLayout: "gitlab-s3"}, GitLabLayoutS3, "org"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ConfigFromContext(ctx(tc.kv))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.GitLab.Layout != tc.layout || c.GitLab.Prefix != tc.pref {
+				t.Fatalf("layout %q prefix %q, want %q %q", c.GitLab.Layout, c.GitLab.Prefix, tc.layout, tc.pref)
+			}
+		})
 	}
 
 	// The default parameter follows the stack name.
@@ -103,6 +126,14 @@ func TestGitLabConfigErrors(t *testing.T) {
 			`context gitlabReservedConcurrency="0": give the receiver's reserved concurrency, a whole number from 1 to 1000`},
 		{"not a string", map[string]any{KeyGitLab: "true", KeyGitLabSource: map[string]any{"a": 1}},
 			`context gitlabSource: unsupported value map[a:1] (map[string]interface {}): give a string`},
+		{"layout", map[string]any{KeyGitLab: "true", KeyGitLabLayout: "s3"},
+			`context gitlabLayout="s3": use default (GitLab/<source>/YYYY/MM/DD/<id>.json) or gitlab-s3 (GitLab's own S3 streaming layout)`},
+		{"prefix", map[string]any{KeyGitLab: "true", KeyGitLabPrefix: "a b"},
+			`context gitlabPrefix="a b": give the receiver's S3 key prefix (e.g. gitlab-audit), or / for the bucket root`},
+		{"prefix in the trail folder", map[string]any{KeyGitLab: "true", KeyPrefix: "org", KeyGitLabPrefix: "org/AWSLogs/gitlab"},
+			`context gitlabPrefix="org/AWSLogs/gitlab" is inside org/AWSLogs/: give a prefix outside the archive's trail files and trailfill's state`},
+		{"prefix in the state folder", map[string]any{KeyGitLab: "true", KeyGitLabPrefix: "trailfill"},
+			`context gitlabPrefix="trailfill" is inside trailfill/: give a prefix outside the archive's trail files and trailfill's state`},
 		// Checked even while the stack is off.
 		{"off but invalid", map[string]any{KeyGitLabSource: "a/b"}, `context gitlabSource: invalid source "a/b": use only A-Z a-z 0-9 . _ -`},
 	}
@@ -129,7 +160,7 @@ func TestGitLabConfigErrors(t *testing.T) {
 }
 
 func TestGitLabContextKeysListed(t *testing.T) {
-	for _, k := range []string{KeyGitLab, KeyGitLabSource, KeyGitLabTokensParam, KeyGitLabTokensKMSKeyArn, KeyGitLabMaxBody, KeyGitLabReservedConcurrency} {
+	for _, k := range []string{KeyGitLab, KeyGitLabSource, KeyGitLabTokensParam, KeyGitLabTokensKMSKeyArn, KeyGitLabMaxBody, KeyGitLabReservedConcurrency, KeyGitLabLayout, KeyGitLabPrefix} {
 		if !slices.Contains(ContextKeys, k) {
 			t.Errorf("ContextKeys lacks %s", k)
 		}
@@ -239,7 +270,11 @@ func paramArnJSON(name string) string {
 	return `{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":ssm:",{"Ref":"AWS::Region"},":",{"Ref":"AWS::AccountId"},":parameter` + name + `"]]}`
 }
 
-const viaSSMJSON = `{"Fn::Join":["",["ssm.",{"Ref":"AWS::Region"},".amazonaws.com"]]}`
+const viaSSMJSON = `{"Fn::Join":["",["ssm.",{"Ref":"AWS::Region"},".",{"Ref":"AWS::URLSuffix"}]]}`
+
+const viaS3JSON = `{"Fn::Join":["",["s3.",{"Ref":"AWS::Region"},".",{"Ref":"AWS::URLSuffix"}]]}`
+
+const createOnlyJSON = `{"StringEquals":{"s3:if-none-match":"*","s3:x-amz-acl":"bucket-owner-full-control"}}`
 
 func TestGitLabStackNewBucket(t *testing.T) {
 	skipShort(t)
@@ -257,14 +292,17 @@ func TestGitLabStackNewBucket(t *testing.T) {
 	}
 
 	// The archive is the backfill stack's new bucket, imported.
-	bucketID, _ := only(t, bf, "AWS::S3::Bucket")
+	bucketID := logicalID(t, bf, "AWS::S3::Bucket", "Archive")
 	bucketRef := `{"Fn::ImportValue":"` + exportOf(t, bf, `{"Ref":"`+bucketID+`"}`) + `"}`
 	bucketArn := `{"Fn::ImportValue":"` + exportOf(t, bf, `{"Fn::GetAtt":["`+bucketID+`","Arn"]}`) + `"}`
 
 	// The function.
 	fnID, fn := only(t, tp, "AWS::Lambda::Function")
 	logID, logGroup := only(t, tp, "AWS::Logs::LogGroup")
-	roleID, _ := only(t, tp, "AWS::IAM::Role")
+	roleID, role := only(t, tp, "AWS::IAM::Role")
+	if asJSON(role["RoleName"]) != `{"Fn::Join":["",["trailfill-gitlab-",{"Ref":"AWS::Region"}]]}` {
+		t.Errorf("role name %s", asJSON(role["RoleName"]))
+	}
 	if fn["Runtime"] != "provided.al2023" || asJSON(fn["Architectures"]) != `["arm64"]` || fn["Timeout"] != float64(30) ||
 		fn["MemorySize"] != float64(256) || fn["Handler"] != "bootstrap" || fn["ReservedConcurrentExecutions"] != nil ||
 		asJSON(fn["Role"]) != `{"Fn::GetAtt":["`+roleID+`","Arn"]}` ||
@@ -308,11 +346,11 @@ func TestGitLabStackNewBucket(t *testing.T) {
 	// to encrypt, and write its logs.
 	got := receiverPolicy(t, tp)
 	want := []string{
-		`{"Action":"s3:PutObject","Condition":{"Null":{"s3:if-none-match":"false"}},"Effect":"Allow","Resource":{"Fn::Join":["",[` + bucketArn + `,"/audit/GitLab/gitlab/*"]]},"Sid":"WriteGitLabEvents"}`,
+		`{"Action":"s3:PutObject","Condition":` + createOnlyJSON + `,"Effect":"Allow","Resource":{"Fn::Join":["",[` + bucketArn + `,"/audit/GitLab/gitlab/*"]]},"Sid":"WriteGitLabEvents"}`,
 		`{"Action":"ssm:GetParameter","Effect":"Allow","Resource":` + paramArnJSON("/trailfill/gitlab/tokens") + `,"Sid":"ReadTokensParameter"}`,
 		`{"Action":"kms:Decrypt","Condition":{"StringEquals":{"kms:EncryptionContext:PARAMETER_ARN":` + paramArnJSON("/trailfill/gitlab/tokens") +
 			`,"kms:ViaService":` + viaSSMJSON + `}},"Effect":"Allow","Resource":{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":kms:",{"Ref":"AWS::Region"},":",{"Ref":"AWS::AccountId"},":key/*"]]},"Sid":"DecryptTokensParameter"}`,
-		`{"Action":"kms:GenerateDataKey","Effect":"Allow","Resource":"` + archiveKey + `","Sid":"ArchiveKey"}`,
+		`{"Action":"kms:GenerateDataKey","Condition":{"StringEquals":{"kms:ViaService":` + viaS3JSON + `}},"Effect":"Allow","Resource":"` + archiveKey + `","Sid":"ArchiveKey"}`,
 		`{"Action":["logs:CreateLogStream","logs:PutLogEvents"],"Effect":"Allow","Resource":{"Fn::GetAtt":["` + logID + `","Arn"]}}`,
 	}
 	if len(got) != len(want) {
@@ -334,6 +372,12 @@ func TestGitLabStackNewBucket(t *testing.T) {
 		contract.OutputGitLabTokensParameter:      `"/trailfill/gitlab/tokens"`,
 		contract.OutputGitLabArchiveLocation:      `{"Fn::Join":["",["s3://",` + bucketRef + `,"/audit/GitLab/gitlab/"]]}`,
 	}
+	// With kmsKeyArn the key-policy statement is printed even for the stack's
+	// own bucket: the stack imports the key, its policy is the key owner's.
+	if o, ok := outs[contract.OutputGitLabKMSKeyPolicyStatement].(map[string]any); !ok || o["Value"] == nil {
+		t.Errorf("no %s", contract.OutputGitLabKMSKeyPolicyStatement)
+	}
+	delete(outs, contract.OutputGitLabKMSKeyPolicyStatement)
 	if len(outs) != len(wantOuts) {
 		t.Errorf("outputs: %s", asJSON(outs))
 	}
@@ -379,11 +423,11 @@ func TestGitLabStackExistingBucket(t *testing.T) {
 	objects := `{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":s3:::org-trail-logs/GitLab/gitlab-com/*"]]}`
 	got := receiverPolicy(t, tp)
 	want := []string{
-		`{"Action":"s3:PutObject","Condition":{"Null":{"s3:if-none-match":"false"}},"Effect":"Allow","Resource":` + objects + `,"Sid":"WriteGitLabEvents"}`,
+		`{"Action":"s3:PutObject","Condition":` + createOnlyJSON + `,"Effect":"Allow","Resource":` + objects + `,"Sid":"WriteGitLabEvents"}`,
 		`{"Action":"ssm:GetParameter","Effect":"Allow","Resource":` + paramArnJSON("/gitlab-tokens") + `,"Sid":"ReadTokensParameter"}`,
 		`{"Action":"kms:Decrypt","Condition":{"StringEquals":{"kms:EncryptionContext:PARAMETER_ARN":` + paramArnJSON("/gitlab-tokens") +
 			`,"kms:ViaService":` + viaSSMJSON + `}},"Effect":"Allow","Resource":"` + tokensKey + `","Sid":"DecryptTokensParameter"}`,
-		`{"Action":"kms:GenerateDataKey","Effect":"Allow","Resource":"` + archiveKey + `","Sid":"ArchiveKey"}`,
+		`{"Action":"kms:GenerateDataKey","Condition":{"StringEquals":{"kms:ViaService":` + viaS3JSON + `}},"Effect":"Allow","Resource":"` + archiveKey + `","Sid":"ArchiveKey"}`,
 	}
 	if len(got) != len(want)+1 { // + the log group statement
 		t.Fatalf("%d statements, want %d: %s", len(got), len(want)+1, asJSON(got))
@@ -411,13 +455,13 @@ func TestGitLabStackExistingBucket(t *testing.T) {
 	if err := json.Unmarshal([]byte(value(contract.OutputGitLabBucketPolicyStatement)), &bucketStmt); err != nil {
 		t.Fatal(err)
 	}
-	if asJSON(bucketStmt) != `{"Action":"s3:PutObject","Condition":{"Null":{"s3:if-none-match":"false"}},"Effect":"Allow","Principal":{"AWS":"`+sampleGitLabRoleArn+`"},"Resource":"arn:aws:s3:::org-trail-logs/GitLab/gitlab-com/*","Sid":"TrailfillGitLabReceiver"}` {
+	if asJSON(bucketStmt) != `{"Action":"s3:PutObject","Condition":{"ArnEquals":{"aws:PrincipalArn":"`+sampleGitLabRoleArn+`"},"StringEquals":{"s3:if-none-match":"*","s3:x-amz-acl":"bucket-owner-full-control"}},"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Resource":"arn:aws:s3:::org-trail-logs/GitLab/gitlab-com/*","Sid":"TrailfillGitLabReceiverEvents"}` {
 		t.Errorf("bucket policy statement %s", asJSON(bucketStmt))
 	}
 	if err := json.Unmarshal([]byte(value(contract.OutputGitLabKMSKeyPolicyStatement)), &keyStmt); err != nil {
 		t.Fatal(err)
 	}
-	if asJSON(keyStmt) != `{"Action":"kms:GenerateDataKey","Effect":"Allow","Principal":{"AWS":"`+sampleGitLabRoleArn+`"},"Resource":"*","Sid":"TrailfillGitLabReceiverArchiveKey"}` {
+	if asJSON(keyStmt) != `{"Action":"kms:GenerateDataKey","Condition":{"ArnEquals":{"aws:PrincipalArn":"`+sampleGitLabRoleArn+`"},"StringEquals":{"kms:ViaService":"s3.us-east-1.amazonaws.com"}},"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Resource":"*","Sid":"TrailfillGitLabReceiverArchiveKey"}` {
 		t.Errorf("key policy statement %s", asJSON(keyStmt))
 	}
 }
@@ -444,5 +488,72 @@ func TestGitLabStackOff(t *testing.T) {
 		if n := len(resources(bf, "AWS::Lambda::Url")); n != 0 {
 			t.Errorf("%v: %d function URLs in the backfill stack", kv, n)
 		}
+	}
+}
+
+// TestGitLabStackS3Layout: with GitLab's own layout the receiver creates
+// objects anywhere under its prefix (one top folder per entity type), create
+// only, and is denied the trail folders and trailfill's state wherever they
+// lie under that prefix.
+func TestGitLabStackS3Layout(t *testing.T) {
+	skipShort(t)
+	bucket := `{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":s3:::org-trail-logs/`
+	cases := []struct {
+		name       string
+		kv         map[string]any
+		folder     string   // where the receiver writes
+		denied     []string // folders it is denied
+		envPrefix  any
+		locationIs string
+	}{
+		{"beside the trail folders", map[string]any{KeyPrefix: "org"}, "org/", []string{"org/AWSLogs/", "org/trailfill/"}, "org", "s3://org-trail-logs/org/"},
+		{"bucket root", map[string]any{KeyGitLabPrefix: "/"}, "", []string{"AWSLogs/", "trailfill/"}, nil, "s3://org-trail-logs/"},
+		{"own prefix", map[string]any{KeyPrefix: "org", KeyGitLabPrefix: "gitlab-audit"}, "gitlab-audit/", nil, "gitlab-audit", "s3://org-trail-logs/gitlab-audit/"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			kv := map[string]any{KeyGitLab: "true", KeyBucketName: "org-trail-logs", KeyGitLabLayout: "gitlab-s3"}
+			for k, v := range tc.kv {
+				kv[k] = v
+			}
+			_, _, tp, _ := buildGitLab(t, kv)
+			_, fn := only(t, tp, "AWS::Lambda::Function")
+			env := fn["Environment"].(map[string]any)["Variables"].(map[string]any)
+			if env[contract.EnvGitLabLayout] != GitLabLayoutS3 || env[contract.EnvGitLabPrefix] != tc.envPrefix {
+				t.Errorf("environment %s", asJSON(env))
+			}
+			got := receiverPolicy(t, tp)
+			want := []string{
+				`{"Action":"s3:PutObject","Condition":` + createOnlyJSON + `,"Effect":"Allow","Resource":` + bucket + tc.folder + `*"]]},"Sid":"WriteGitLabEvents"}`,
+			}
+			if len(tc.denied) > 0 {
+				var res []string
+				for _, f := range tc.denied {
+					res = append(res, bucket+f+`*"]]}`)
+				}
+				want = append(want, `{"Action":"s3:PutObject","Effect":"Deny","Resource":[`+strings.Join(res, ",")+`],"Sid":"StayOutOfTrailFolders"}`)
+			}
+			for i := range want {
+				if i >= len(got) || asJSON(got[i]) != want[i] {
+					t.Errorf("statement %d\n got %s\nwant %s", i, asJSON(got), want[i])
+				}
+			}
+			for _, st := range got[len(want):] {
+				if strings.Contains(asJSON(st), "s3:") {
+					t.Errorf("further S3 statement %s", asJSON(st))
+				}
+			}
+			outs := tp["Outputs"].(map[string]any)
+			if loc := render(t, outs[contract.OutputGitLabArchiveLocation].(map[string]any)["Value"], ""); loc != tc.locationIs {
+				t.Errorf("archive location %s, want %s", loc, tc.locationIs)
+			}
+			var printed map[string]any
+			if err := json.Unmarshal([]byte(render(t, outs[contract.OutputGitLabBucketPolicyStatement].(map[string]any)["Value"], sampleGitLabRoleArn)), &printed); err != nil {
+				t.Fatal(err)
+			}
+			if printed["Resource"] != "arn:aws:s3:::org-trail-logs/"+tc.folder+"*" {
+				t.Errorf("printed statement on %v", printed["Resource"])
+			}
+		})
 	}
 }

@@ -197,6 +197,37 @@ func findStatement(t *testing.T, tp tmpl, sid string) map[string]any {
 	return nil
 }
 
+// logicalID returns the logical ID of the single resource of type typ whose
+// ID starts with prefix.
+func logicalID(t *testing.T, tp tmpl, typ, prefix string) string {
+	t.Helper()
+	var ids []string
+	for id := range resources(tp, typ) {
+		if strings.HasPrefix(id, prefix) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) != 1 {
+		t.Fatalf("%d resources of type %s named %s*, want 1", len(ids), typ, prefix)
+	}
+	return ids[0]
+}
+
+// roleStatements returns the statements of the policies attached to the role
+// whose logical ID starts with prefix.
+func roleStatements(t *testing.T, tp tmpl, prefix string) []map[string]any {
+	t.Helper()
+	roleID := logicalID(t, tp, "AWS::IAM::Role", prefix)
+	var out []map[string]any
+	for _, r := range resources(tp, "AWS::IAM::Policy") {
+		p := r["Properties"].(map[string]any)
+		if asJSON(p["Roles"]) == asJSON([]any{map[string]any{"Ref": roleID}}) {
+			out = append(out, statements(p["PolicyDocument"].(map[string]any))...)
+		}
+	}
+	return out
+}
+
 func TestBackfillStackNewBucket(t *testing.T) {
 	skipShort(t)
 	tp, _ := build(t, map[string]any{
@@ -212,13 +243,12 @@ func TestBackfillStackNewBucket(t *testing.T) {
 		t.Errorf("function: %s", asJSON(fn))
 	}
 	env := fn["Environment"].(map[string]any)["Variables"].(map[string]any)
-	_, bucket := only(t, tp, "AWS::S3::Bucket")
-	bucketID := ""
-	for id := range resources(tp, "AWS::S3::Bucket") {
-		bucketID = id
-	}
+	bucketID := logicalID(t, tp, "AWS::S3::Bucket", "Archive")
+	bucketRes := resources(tp, "AWS::S3::Bucket")[bucketID]
+	bucket := bucketRes["Properties"].(map[string]any)
 	if asJSON(env[contract.EnvBucket]) != asJSON(map[string]any{"Ref": bucketID}) || env[contract.EnvRoleName] != "trailfill-read" ||
-		env[contract.EnvRate] != "1.5" || env[contract.EnvStopMargin] != "120" || env[contract.EnvPrefix] != nil || env[contract.EnvOrgID] != nil {
+		env[contract.EnvRate] != "1.5" || env[contract.EnvStopMargin] != "120" || env[contract.EnvPrefix] != nil || env[contract.EnvOrgID] != nil ||
+		env[contract.EnvKMSKeyArn] != nil {
 		t.Errorf("function environment: %s", asJSON(env))
 	}
 	if lc := fn["LoggingConfig"].(map[string]any); lc["LogFormat"] != "JSON" || lc["LogGroup"] == nil {
@@ -229,12 +259,8 @@ func TestBackfillStackNewBucket(t *testing.T) {
 			t.Errorf("log group %s: %s", id, asJSON(lg))
 		}
 	}
-	roleID, role := "", map[string]any{}
-	for id, r := range resources(tp, "AWS::IAM::Role") {
-		if strings.HasPrefix(id, "BackfillFunctionRole") {
-			roleID, role = id, r["Properties"].(map[string]any)
-		}
-	}
+	roleID := logicalID(t, tp, "AWS::IAM::Role", "BackfillFunctionRole")
+	role := resources(tp, "AWS::IAM::Role")[roleID]["Properties"].(map[string]any)
 	if asJSON(role["RoleName"]) != `{"Fn::Join":["",["trailfill-backfill-",{"Ref":"AWS::Region"}]]}` {
 		t.Errorf("function role name: %s", asJSON(role["RoleName"]))
 	}
@@ -242,47 +268,61 @@ func TestBackfillStackNewBucket(t *testing.T) {
 		t.Errorf("function role: %s", asJSON(fn["Role"]))
 	}
 
-	// The function's permissions.
-	assume := findStatement(t, tp, "AssumeReadRoles")
-	if asJSON(assume["Resource"]) != `{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":iam::*:role/trailfill-read"]]}` || assume["Condition"] != nil {
-		t.Errorf("assume: %s", asJSON(assume))
-	}
+	// The function's permissions, exactly.
 	bucketArn := asJSON(map[string]any{"Fn::GetAtt": []any{bucketID, "Arn"}})
-	objects := findStatement(t, tp, "ArchiveObjects")
-	if !reflect.DeepEqual(strs(objects["Action"]), []string{"s3:PutObject", "s3:GetObject", "s3:DeleteObject"}) ||
-		asJSON(objects["Resource"]) != `[{"Fn::Join":["",[`+bucketArn+`,"/AWSLogs/*"]]},{"Fn::Join":["",[`+bucketArn+`,"/trailfill/*"]]}]` {
-		t.Errorf("objects: %s", asJSON(objects))
+	trail := `{"Fn::Join":["",[` + bucketArn + `,"/AWSLogs/*"]]}`
+	state := `{"Fn::Join":["",[` + bucketArn + `,"/trailfill/*"]]}`
+	logsID := logicalID(t, tp, "AWS::Logs::LogGroup", "BackfillFunctionLogs")
+	want := []string{
+		`{"Action":"sts:AssumeRole","Effect":"Allow","Resource":{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":iam::*:role/trailfill-read"]]},"Sid":"AssumeReadRoles"}`,
+		`{"Action":"cloudtrail:LookupEvents","Effect":"Allow","Resource":"*","Sid":"LookupEventsOwnAccount"}`,
+		`{"Action":"s3:GetObject","Effect":"Allow","Resource":[` + trail + `,` + state + `],"Sid":"ArchiveRead"}`,
+		`{"Action":"s3:PutObject","Condition":{"StringEquals":{"s3:if-none-match":"*","s3:x-amz-acl":"bucket-owner-full-control"}},"Effect":"Allow","Resource":` + trail + `,"Sid":"ArchiveCreateTrailFiles"}`,
+		`{"Action":"s3:PutObject","Condition":{"StringEquals":{"s3:x-amz-acl":"bucket-owner-full-control"}},"Effect":"Allow","Resource":` + state + `,"Sid":"ArchiveWriteState"}`,
+		`{"Action":"s3:DeleteObject","Effect":"Allow","Resource":` + state + `,"Sid":"ArchiveDeleteState"}`,
+		`{"Action":"s3:ListBucket","Condition":{"StringLike":{"s3:prefix":["AWSLogs/*","trailfill/*"]}},"Effect":"Allow","Resource":` + bucketArn + `,"Sid":"ArchiveList"}`,
+		`{"Action":["s3:DeleteObject","s3:DeleteObjectVersion","s3:PutObjectAcl","s3:PutObjectVersionAcl"],"Effect":"Deny","Resource":` + trail + `,"Sid":"NeverDeleteTrailFiles"}`,
+		`{"Action":"s3:PutObject","Condition":{"StringNotEquals":{"s3:if-none-match":"*"}},"Effect":"Deny","Resource":` + trail + `,"Sid":"NeverOverwriteTrailFiles"}`,
+		`{"Action":["logs:CreateLogStream","logs:PutLogEvents"],"Effect":"Allow","Resource":{"Fn::GetAtt":["` + logsID + `","Arn"]}}`,
 	}
-	list := findStatement(t, tp, "ArchiveList")
-	if list["Action"] != "s3:ListBucket" || asJSON(list["Resource"]) != bucketArn ||
-		asJSON(list["Condition"]) != `{"StringLikeIfExists":{"s3:prefix":["AWSLogs/*","trailfill/*"]}}` {
-		t.Errorf("list: %s", asJSON(list))
+	got := roleStatements(t, tp, "BackfillFunctionRole")
+	if len(got) != len(want) {
+		t.Fatalf("%d statements, want %d: %s", len(got), len(want), asJSON(got))
 	}
-	if st := findStatement(t, tp, "LookupEventsOwnAccount"); st["Action"] != "cloudtrail:LookupEvents" || st["Resource"] != "*" {
-		t.Errorf("lookup: %s", asJSON(st))
+	for i := range want {
+		if asJSON(got[i]) != want[i] {
+			t.Errorf("statement %d\n got %s\nwant %s", i, asJSON(got[i]), want[i])
+		}
 	}
 
-	// The bucket: private, TLS only, encrypted, versioned, Object Lock, retained.
+	// The bucket: private, TLS only, encrypted, versioned, Object Lock, access
+	// logs, retained.
+	accessLogsID := logicalID(t, tp, "AWS::S3::Bucket", "AccessLogs")
 	if asJSON(bucket["PublicAccessBlockConfiguration"]) != `{"BlockPublicAcls":true,"BlockPublicPolicy":true,"IgnorePublicAcls":true,"RestrictPublicBuckets":true}` ||
 		asJSON(bucket["VersioningConfiguration"]) != `{"Status":"Enabled"}` ||
 		asJSON(bucket["BucketEncryption"]) != `{"ServerSideEncryptionConfiguration":[{"ServerSideEncryptionByDefault":{"SSEAlgorithm":"AES256"}}]}` ||
 		bucket["ObjectLockEnabled"] != true ||
 		asJSON(bucket["ObjectLockConfiguration"]) != `{"ObjectLockEnabled":"Enabled","Rule":{"DefaultRetention":{"Days":30,"Mode":"GOVERNANCE"}}}` ||
-		asJSON(bucket["OwnershipControls"]) != `{"Rules":[{"ObjectOwnership":"BucketOwnerEnforced"}]}` {
+		asJSON(bucket["OwnershipControls"]) != `{"Rules":[{"ObjectOwnership":"BucketOwnerEnforced"}]}` ||
+		asJSON(bucket["LoggingConfiguration"]) != `{"DestinationBucketName":{"Ref":"`+accessLogsID+`"},"LogFilePrefix":"archive/"}` {
 		t.Errorf("bucket: %s", asJSON(bucket))
 	}
-	if r := resources(tp, "AWS::S3::Bucket")[bucketID]; r["DeletionPolicy"] != "Retain" || r["UpdateReplacePolicy"] != "Retain" {
-		t.Errorf("bucket removal policy: %s %s", r["DeletionPolicy"], r["UpdateReplacePolicy"])
+	if bucketRes["DeletionPolicy"] != "Retain" || bucketRes["UpdateReplacePolicy"] != "Retain" {
+		t.Errorf("bucket removal policy: %s %s", bucketRes["DeletionPolicy"], bucketRes["UpdateReplacePolicy"])
 	}
-	_, bp := only(t, tp, "AWS::S3::BucketPolicy")
-	tlsOnly := false
-	for _, st := range statements(bp["PolicyDocument"].(map[string]any)) {
-		if st["Effect"] == "Deny" && asJSON(st["Condition"]) == `{"Bool":{"aws:SecureTransport":"false"}}` && asJSON(st["Principal"]) == `{"AWS":"*"}` {
-			tlsOnly = true
+	for id, bp := range resources(tp, "AWS::S3::BucketPolicy") {
+		tlsOnly := false
+		for _, st := range statements(bp["Properties"].(map[string]any)["PolicyDocument"].(map[string]any)) {
+			if st["Effect"] == "Deny" && asJSON(st["Condition"]) == `{"Bool":{"aws:SecureTransport":"false"}}` && asJSON(st["Principal"]) == `{"AWS":"*"}` {
+				tlsOnly = true
+			}
+		}
+		if !tlsOnly {
+			t.Errorf("bucket policy %s is not TLS-only: %s", id, asJSON(bp))
 		}
 	}
-	if !tlsOnly {
-		t.Errorf("bucket policy is not TLS-only: %s", asJSON(bp))
+	if n := len(resources(tp, "AWS::S3::BucketPolicy")); n != 3 {
+		t.Errorf("%d bucket policies, want 3 (archive, staging, access logs)", n)
 	}
 
 	// The state machine: the embedded definition, unchanged.
@@ -290,7 +330,7 @@ func TestBackfillStackNewBucket(t *testing.T) {
 	if sm["StateMachineType"] != "STANDARD" || sm["StateMachineName"] != "trailfill-backfill" {
 		t.Errorf("state machine: type %v name %v", sm["StateMachineType"], sm["StateMachineName"])
 	}
-	wantSubs := map[string]any{}
+	wantSubs := map[string]any{PartitionPlaceholder: map[string]any{"Ref": "AWS::Partition"}}
 	for k, v := range statemachine.Substitutions(sampleFunctionArn) {
 		wantSubs[k] = v
 	}
@@ -302,15 +342,20 @@ func TestBackfillStackNewBucket(t *testing.T) {
 	if !ok {
 		t.Fatalf("DefinitionString is not a plain string: %s", asJSON(sm["DefinitionString"]))
 	}
+	if strings.Contains(defString, "arn:aws:") || !strings.Contains(defString, `"Resource": "arn:${Partition}:states:::lambda:invoke"`) {
+		t.Errorf("the deployed definition names the aws partition")
+	}
+	// In the aws partition it is the embedded definition exactly.
 	subs := statemachine.Substitutions(sampleFunctionArn)
-	var deployed, want map[string]any
+	subs[PartitionPlaceholder] = "aws"
+	var deployed, wantDef map[string]any
 	if err := json.Unmarshal([]byte(statemachine.Substitute(defString, subs)), &deployed); err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal([]byte(statemachine.Render(sampleFunctionArn)), &want); err != nil {
+	if err := json.Unmarshal([]byte(statemachine.Render(sampleFunctionArn)), &wantDef); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(deployed, want) {
+	if !reflect.DeepEqual(deployed, wantDef) {
 		t.Errorf("deployed definition differs from statemachine/backfill.asl.json")
 	}
 	if deployed["QueryLanguage"] != "JSONata" {
@@ -323,24 +368,30 @@ func TestBackfillStackNewBucket(t *testing.T) {
 		t.Errorf("state machine logging: %s", asJSON(lc))
 	}
 
-	// The state machine's role: only this function, its own executions.
-	var smPolicy map[string]any
-	for id, r := range resources(tp, "AWS::IAM::Policy") {
-		if strings.HasPrefix(id, "StateMachineRole") {
-			smPolicy = r["Properties"].(map[string]any)["PolicyDocument"].(map[string]any)
-		}
-	}
+	// The state machine's role: only this function, its own executions, its
+	// staging folders.
 	fnArn := asJSON(map[string]any{"Fn::GetAtt": []any{fnID, "Arn"}})
 	own := func(kind, name string) string {
 		return `{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":states:",{"Ref":"AWS::Region"},":",{"Ref":"AWS::AccountId"},":` + kind + `:` + name + `"]]}`
 	}
+	stagingID := logicalID(t, tp, "AWS::S3::Bucket", "Staging")
+	stagingArn := asJSON(map[string]any{"Fn::GetAtt": []any{stagingID, "Arn"}})
 	wantStatements := map[string]string{
 		"lambda:InvokeFunction":    `[` + fnArn + `,{"Fn::Join":["",[` + fnArn + `,":*"]]}]`,
 		"states:StartExecution":    own("stateMachine", "trailfill-backfill"),
 		"states:DescribeExecution": `[` + own("execution", "trailfill-backfill:*") + `,` + own("execution", "trailfill-backfill/*") + `]`,
 		"states:RedriveExecution":  own("execution", "trailfill-backfill/Partition:*"),
+		"StagingReadItems":         `{"Action":"s3:GetObject","Effect":"Allow","Resource":{"Fn::Join":["",[` + stagingArn + `,"/inputs/*"]]},"Sid":"StagingReadItems"}`,
+		"StagingWriteResults":      `{"Action":["s3:PutObject","s3:GetObject","s3:ListMultipartUploadParts","s3:AbortMultipartUpload"],"Effect":"Allow","Resource":{"Fn::Join":["",[` + stagingArn + `,"/results/*"]]},"Sid":"StagingWriteResults"}`,
 	}
-	for _, st := range statements(smPolicy) {
+	for _, st := range roleStatements(t, tp, "StateMachineRole") {
+		if sid, _ := st["Sid"].(string); strings.HasPrefix(sid, "Staging") {
+			if asJSON(st) != wantStatements[sid] {
+				t.Errorf("state machine %s\n got %s\nwant %s", sid, asJSON(st), wantStatements[sid])
+			}
+			delete(wantStatements, sid)
+			continue
+		}
 		for _, a := range strs(st["Action"]) {
 			if w, ok := wantStatements[a]; ok {
 				if asJSON(st["Resource"]) != w {
@@ -366,13 +417,16 @@ func TestBackfillStackNewBucket(t *testing.T) {
 
 	// Outputs.
 	outs := tp["Outputs"].(map[string]any)
-	for _, k := range []string{contract.OutputStateMachineArn, contract.OutputArchiveBucket, contract.OutputArchiveDestination, contract.OutputReadRoleName, contract.OutputBackfillFunctionRoleArn, contract.OutputConsoleURL} {
+	for _, k := range []string{contract.OutputStateMachineArn, contract.OutputArchiveBucket, contract.OutputArchiveDestination, contract.OutputReadRoleName, contract.OutputBackfillFunctionRoleArn, contract.OutputConsoleURL, contract.OutputStagingBucket} {
 		o, ok := outs[k].(map[string]any)
 		if !ok || o["Value"] == nil || o["Value"] == "" {
 			t.Errorf("output %s missing or empty: %v", k, outs[k])
 		}
 	}
-	for _, k := range []string{contract.OutputArchivePrefix, contract.OutputBucketPolicyStatement, contract.OutputReadRoleStackSet} {
+	if o := outs[contract.OutputStagingBucket].(map[string]any); asJSON(o["Value"]) != `{"Ref":"`+stagingID+`"}` {
+		t.Errorf("staging output %s", asJSON(o["Value"]))
+	}
+	for _, k := range []string{contract.OutputArchivePrefix, contract.OutputBucketPolicyStatement, contract.OutputKMSKeyPolicyStatement, contract.OutputReadRoleStackSet} {
 		if _, ok := outs[k]; ok {
 			t.Errorf("output %s present", k)
 		}
@@ -382,9 +436,72 @@ func TestBackfillStackNewBucket(t *testing.T) {
 	}
 }
 
+func TestStagingBucket(t *testing.T) {
+	skipShort(t)
+	for _, m := range []synthMode{synthModes[0], synthModes[1]} {
+		t.Run(m.name, func(t *testing.T) {
+			s := m.synth(t)
+			tp := s.templates["trailfill"]
+			id := logicalID(t, tp, "AWS::S3::Bucket", "Staging")
+			res := resources(tp, "AWS::S3::Bucket")[id]
+			accessLogsID := logicalID(t, tp, "AWS::S3::Bucket", "AccessLogs")
+			want := `{"BucketEncryption":{"ServerSideEncryptionConfiguration":[{"ServerSideEncryptionByDefault":{"SSEAlgorithm":"AES256"}}]},` +
+				`"LifecycleConfiguration":{"Rules":[{"AbortIncompleteMultipartUpload":{"DaysAfterInitiation":1},"ExpirationInDays":30,"Id":"ExpireStagedObjects","Status":"Enabled"}]},` +
+				`"LoggingConfiguration":{"DestinationBucketName":{"Ref":"` + accessLogsID + `"},"LogFilePrefix":"staging/"},` +
+				`"OwnershipControls":{"Rules":[{"ObjectOwnership":"BucketOwnerEnforced"}]},` +
+				`"PublicAccessBlockConfiguration":{"BlockPublicAcls":true,"BlockPublicPolicy":true,"IgnorePublicAcls":true,"RestrictPublicBuckets":true},` +
+				`"Tags":[{"Key":"trailfill","Value":"trailfill"}]}`
+			if got := asJSON(res["Properties"]); got != want {
+				t.Errorf("staging bucket\n got %s\nwant %s", got, want)
+			}
+			// Unversioned (no VersioningConfiguration above), retained: see
+			// newStagingBucket.
+			if res["DeletionPolicy"] != "Retain" || res["UpdateReplacePolicy"] != "Retain" {
+				t.Errorf("staging removal policy %v/%v", res["DeletionPolicy"], res["UpdateReplacePolicy"])
+			}
+			// No custom resource empties it (autoDeleteObjects off).
+			if n := len(resources(tp, "Custom::S3AutoDeleteObjects")); n != 0 {
+				t.Errorf("%d auto-delete custom resources", n)
+			}
+			var tlsDeny, tls12 bool
+			for _, bp := range resources(tp, "AWS::S3::BucketPolicy") {
+				p := bp["Properties"].(map[string]any)
+				if asJSON(p["Bucket"]) != `{"Ref":"`+id+`"}` {
+					continue
+				}
+				for _, st := range statements(p["PolicyDocument"].(map[string]any)) {
+					tlsDeny = tlsDeny || (st["Effect"] == "Deny" && asJSON(st["Condition"]) == `{"Bool":{"aws:SecureTransport":"false"}}`)
+					tls12 = tls12 || (st["Effect"] == "Deny" && asJSON(st["Condition"]) == `{"NumericLessThan":{"s3:TlsVersion":1.2}}`)
+				}
+			}
+			if !tlsDeny || !tls12 {
+				t.Errorf("staging bucket policy: TLS-only %v, TLS 1.2 %v", tlsDeny, tls12)
+			}
+			// The access-log target accepts logs only from this stack's buckets.
+			var logSources []string
+			for _, bp := range resources(tp, "AWS::S3::BucketPolicy") {
+				p := bp["Properties"].(map[string]any)
+				for _, st := range statements(p["PolicyDocument"].(map[string]any)) {
+					if asJSON(st["Principal"]) == `{"Service":"logging.s3.amazonaws.com"}` {
+						logSources = append(logSources, asJSON(st["Condition"]))
+					}
+				}
+			}
+			if len(logSources) == 0 {
+				t.Error("no server access log delivery statement")
+			}
+			for _, c := range logSources {
+				if !strings.Contains(c, `"aws:SourceAccount":{"Ref":"AWS::AccountId"}`) {
+					t.Errorf("log delivery without aws:SourceAccount: %s", c)
+				}
+			}
+		})
+	}
+}
+
 func TestBackfillStackExistingBucketStackSetOrg(t *testing.T) {
 	skipShort(t)
-	const key = "arn:aws:kms:eu-west-1:999988887777:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	const key = sampleKeyArn
 	tp, rr := build(t, map[string]any{
 		KeyReadRoleStack: true, KeyBackfillRoleArn: sampleRoleArn, // the management account's role
 		KeyBucketName: "org-trail-logs", KeyPrefix: "org", KeyKMSKeyArn: key, KeyOrgID: "o-abcdefghij",
@@ -393,45 +510,62 @@ func TestBackfillStackExistingBucketStackSetOrg(t *testing.T) {
 		KeyLocalPrincipalArn: "arn:aws:iam::111122223333:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_Admin_*",
 	})
 	checkLeastPrivilege(t, tp)
-	if len(resources(tp, "AWS::S3::Bucket")) != 0 {
-		t.Error("an existing bucket was given but the stack creates one")
+	for id := range resources(tp, "AWS::S3::Bucket") {
+		if strings.HasPrefix(id, "Archive") {
+			t.Error("an existing bucket was given but the stack creates one")
+		}
 	}
 	_, fn := only(t, tp, "AWS::Lambda::Function")
 	env := fn["Environment"].(map[string]any)["Variables"].(map[string]any)
-	if env[contract.EnvBucket] != "org-trail-logs" || env[contract.EnvPrefix] != "org" || env[contract.EnvOrgID] != "o-abcdefghij" {
+	if env[contract.EnvBucket] != "org-trail-logs" || env[contract.EnvPrefix] != "org" || env[contract.EnvOrgID] != "o-abcdefghij" || env[contract.EnvKMSKeyArn] != key {
 		t.Errorf("environment: %s", asJSON(env))
 	}
 	var objects []string
-	for _, r := range findStatement(t, tp, "ArchiveObjects")["Resource"].([]any) {
+	for _, r := range findStatement(t, tp, "ArchiveRead")["Resource"].([]any) {
 		objects = append(objects, render(t, r, sampleRoleArn))
 	}
 	if !reflect.DeepEqual(objects, []string{"arn:aws:s3:::org-trail-logs/org/AWSLogs/*", "arn:aws:s3:::org-trail-logs/org/trailfill/*"}) {
 		t.Errorf("objects: %v", objects)
 	}
-	if st := findStatement(t, tp, "ArchiveList"); asJSON(st["Condition"]) != `{"StringLikeIfExists":{"s3:prefix":["org/AWSLogs/*","org/trailfill/*"]}}` {
+	if st := findStatement(t, tp, "ArchiveList"); asJSON(st["Condition"]) != `{"StringLike":{"s3:prefix":["org/AWSLogs/*","org/trailfill/*"]}}` {
 		t.Errorf("list: %s", asJSON(st))
 	}
-	if st := findStatement(t, tp, "ArchiveKey"); st["Resource"] != key || !reflect.DeepEqual(strs(st["Action"]), []string{"kms:GenerateDataKey", "kms:Decrypt"}) {
+	if st := findStatement(t, tp, "ArchiveKey"); st["Resource"] != key || !reflect.DeepEqual(strs(st["Action"]), []string{"kms:GenerateDataKey", "kms:Decrypt"}) ||
+		asJSON(st["Condition"]) != `{"StringEquals":{"kms:ViaService":{"Fn::Join":["",["s3.",{"Ref":"AWS::Region"},".",{"Ref":"AWS::URLSuffix"}]]}}}` {
 		t.Errorf("kms: %s", asJSON(st))
 	}
 	if st := findStatement(t, tp, "AssumeReadRoles"); asJSON(st["Condition"]) != `{"StringEquals":{"aws:ResourceOrgID":"o-abcdefghij"}}` {
 		t.Errorf("assume: %s", asJSON(st))
 	}
 
-	// The statements the bucket owner adds.
+	// The statements the bucket and key owners add: the central account's
+	// root, on condition that the caller is the function's role.
 	outs := tp["Outputs"].(map[string]any)
 	policy := render(t, outs[contract.OutputBucketPolicyStatement].(map[string]any)["Value"], sampleRoleArn)
 	var sts []map[string]any
 	if err := json.Unmarshal([]byte(policy), &sts); err != nil {
 		t.Fatalf("bucket policy statement is not JSON: %v: %s", err, policy)
 	}
-	if len(sts) != 2 || asJSON(sts[0]["Principal"]) != `{"AWS":"`+sampleRoleArn+`"}` ||
-		asJSON(sts[0]["Resource"]) != `["arn:aws:s3:::org-trail-logs/org/AWSLogs/*","arn:aws:s3:::org-trail-logs/org/trailfill/*"]` ||
-		sts[1]["Resource"] != "arn:aws:s3:::org-trail-logs" || asJSON(sts[1]["Condition"]) != `{"StringLikeIfExists":{"s3:prefix":["org/AWSLogs/*","org/trailfill/*"]}}` {
-		t.Errorf("bucket policy statements: %s", policy)
+	who := `"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"}`
+	by := `"ArnEquals":{"aws:PrincipalArn":"` + sampleRoleArn + `"}`
+	wantBP := []string{
+		`{"Action":"s3:GetObject","Condition":{` + by + `},` + who + `,"Resource":["arn:aws:s3:::org-trail-logs/org/AWSLogs/*","arn:aws:s3:::org-trail-logs/org/trailfill/*"],"Sid":"TrailfillBackfillArchiveRead"}`,
+		`{"Action":"s3:PutObject","Condition":{` + by + `,"StringEquals":{"s3:if-none-match":"*","s3:x-amz-acl":"bucket-owner-full-control"}},` + who + `,"Resource":"arn:aws:s3:::org-trail-logs/org/AWSLogs/*","Sid":"TrailfillBackfillArchiveCreateTrailFiles"}`,
+		`{"Action":"s3:PutObject","Condition":{` + by + `,"StringEquals":{"s3:x-amz-acl":"bucket-owner-full-control"}},` + who + `,"Resource":"arn:aws:s3:::org-trail-logs/org/trailfill/*","Sid":"TrailfillBackfillArchiveWriteState"}`,
+		`{"Action":"s3:DeleteObject","Condition":{` + by + `},` + who + `,"Resource":"arn:aws:s3:::org-trail-logs/org/trailfill/*","Sid":"TrailfillBackfillArchiveDeleteState"}`,
+		`{"Action":"s3:ListBucket","Condition":{` + by + `,"StringLike":{"s3:prefix":["org/AWSLogs/*","org/trailfill/*"]}},` + who + `,"Resource":"arn:aws:s3:::org-trail-logs","Sid":"TrailfillBackfillArchiveList"}`,
 	}
-	if _, ok := outs[contract.OutputKMSKeyPolicyStatement]; !ok {
-		t.Error("no key policy statement output")
+	if len(sts) != len(wantBP) {
+		t.Fatalf("%d bucket policy statements, want %d: %s", len(sts), len(wantBP), policy)
+	}
+	for i := range wantBP {
+		if asJSON(sts[i]) != wantBP[i] {
+			t.Errorf("bucket policy statement %d\n got %s\nwant %s", i, asJSON(sts[i]), wantBP[i])
+		}
+	}
+	keyPolicy := render(t, outs[contract.OutputKMSKeyPolicyStatement].(map[string]any)["Value"], sampleRoleArn)
+	if want := `{"Action":["kms:GenerateDataKey","kms:Decrypt"],"Condition":{` + by + `,"StringEquals":{"kms:ViaService":"s3.us-east-1.amazonaws.com"}},` + who + `,"Resource":"*","Sid":"TrailfillBackfillArchiveKey"}`; keyPolicy != want {
+		t.Errorf("key policy statement\n got %s\nwant %s", keyPolicy, want)
 	}
 	if o := outs[contract.OutputArchivePrefix].(map[string]any); o["Value"] != "org" {
 		t.Errorf("prefix output %v", o)
@@ -477,13 +611,13 @@ func TestBackfillStackSetAccounts(t *testing.T) {
 	skipShort(t)
 	tp, _ := build(t, map[string]any{
 		KeyReadRoles: "stackset-accounts", KeyTargetAccounts: "222233334444,555566667777", KeyReadAccounts: "222233334444,555566667777",
-		KeyStackSetExecRole: "OrgStackSetExecution", KeyReadRoleName: "audit-trail-read", KeyKMSKeyArn: "arn:aws:kms:us-east-1:111122223333:key/abcd",
+		KeyStackSetExecRole: "OrgStackSetExecution", KeyReadRoleName: "audit-trail-read", KeyKMSKeyArn: sampleLocalKeyArn,
 	})
 	checkLeastPrivilege(t, tp)
-	_, bucket := only(t, tp, "AWS::S3::Bucket")
-	if asJSON(bucket["BucketEncryption"]) != `{"ServerSideEncryptionConfiguration":[{"BucketKeyEnabled":true,"ServerSideEncryptionByDefault":{"KMSMasterKeyID":"arn:aws:kms:us-east-1:111122223333:key/abcd","SSEAlgorithm":"aws:kms"}}]}` ||
-		bucket["ObjectLockEnabled"] != nil {
-		t.Errorf("bucket: %s", asJSON(bucket))
+	archive := resources(tp, "AWS::S3::Bucket")[logicalID(t, tp, "AWS::S3::Bucket", "Archive")]["Properties"].(map[string]any)
+	if asJSON(archive["BucketEncryption"]) != `{"ServerSideEncryptionConfiguration":[{"BucketKeyEnabled":true,"ServerSideEncryptionByDefault":{"KMSMasterKeyID":"`+sampleLocalKeyArn+`","SSEAlgorithm":"aws:kms"}}]}` ||
+		archive["ObjectLockEnabled"] != nil {
+		t.Errorf("bucket: %s", asJSON(archive))
 	}
 	_, ss := only(t, tp, "AWS::CloudFormation::StackSet")
 	if ss["PermissionModel"] != "SELF_MANAGED" || ss["AutoDeployment"] != nil || ss["ExecutionRoleName"] != "OrgStackSetExecution" ||
@@ -504,6 +638,15 @@ func TestBackfillStackSetAccounts(t *testing.T) {
 	if st := findStatement(t, tp, "AssumeReadRoles"); !strings.Contains(asJSON(st["Resource"]), ":iam::222233334444:role/audit-trail-read") ||
 		!strings.Contains(asJSON(st["Resource"]), ":iam::555566667777:role/audit-trail-read") || strings.Contains(asJSON(st["Resource"]), "::*:") {
 		t.Errorf("assume restricted to the read accounts: %s", asJSON(st["Resource"]))
+	}
+	// A new bucket with a key: the key-policy statement is printed too (the
+	// stack imports the key and does not manage its policy), no bucket policy.
+	outs := tp["Outputs"].(map[string]any)
+	if _, ok := outs[contract.OutputKMSKeyPolicyStatement]; !ok {
+		t.Error("no key policy statement for a new bucket with kmsKeyArn")
+	}
+	if _, ok := outs[contract.OutputBucketPolicyStatement]; ok {
+		t.Error("a bucket policy statement for the stack's own bucket")
 	}
 }
 
@@ -559,7 +702,7 @@ func TestReadRoleTemplateIsClean(t *testing.T) {
 	if len(body) > MaxTemplateBody {
 		t.Fatalf("%d bytes", len(body))
 	}
-	for _, s := range []string{"aws:cdk:path", "CDKMetadata", "BootstrapVersion"} {
+	for _, s := range []string{"aws:cdk:path", "CDKMetadata", "BootstrapVersion", "cdk_nag"} {
 		if strings.Contains(body, s) {
 			t.Errorf("template body carries %s", s)
 		}
@@ -623,107 +766,4 @@ func readRoleTrust(t *testing.T, tp tmpl, params map[string]string) []map[string
 		t.Errorf("trust version %v", doc["Version"])
 	}
 	return statements(doc)
-}
-
-type noValue struct{}
-
-// evalCFN resolves the intrinsic functions the read-role template uses.
-func evalCFN(t *testing.T, v any, params map[string]string, conds map[string]bool) any {
-	t.Helper()
-	ev := func(x any) any { return evalCFN(t, x, params, conds) }
-	switch x := v.(type) {
-	case []any:
-		out := []any{}
-		for _, e := range x {
-			if r := ev(e); r != (noValue{}) {
-				out = append(out, r)
-			}
-		}
-		return out
-	case map[string]any:
-		if len(x) == 1 {
-			for k, arg := range x {
-				args, _ := arg.([]any)
-				switch k {
-				case "Ref":
-					switch arg {
-					case "AWS::Partition":
-						return "aws"
-					case "AWS::NoValue":
-						return noValue{}
-					}
-					p, ok := params[arg.(string)]
-					if !ok {
-						t.Fatalf("Ref to unknown %v", arg)
-					}
-					return p
-				case "Fn::If":
-					if conds[args[0].(string)] {
-						return ev(args[1])
-					}
-					return ev(args[2])
-				case "Fn::Not":
-					return !ev(args[0]).(bool)
-				case "Fn::Equals":
-					return ev(args[0]) == ev(args[1])
-				case "Fn::Join":
-					var parts []string
-					for _, p := range ev(args[1]).([]any) {
-						parts = append(parts, p.(string))
-					}
-					return strings.Join(parts, args[0].(string))
-				case "Fn::Split":
-					var out []any
-					for _, p := range strings.Split(ev(args[1]).(string), args[0].(string)) {
-						out = append(out, p)
-					}
-					return out
-				case "Fn::Select":
-					list := ev(args[1]).([]any)
-					i := int(args[0].(float64))
-					if i >= len(list) {
-						t.Fatalf("Fn::Select %d of %v", i, list)
-					}
-					return list[i]
-				}
-				if strings.HasPrefix(k, "Fn::") {
-					t.Fatalf("unsupported %s", k)
-				}
-			}
-		}
-		out := map[string]any{}
-		for k, e := range x {
-			if r := ev(e); r != (noValue{}) {
-				out[k] = r
-			}
-		}
-		return out
-	}
-	return v
-}
-
-// render resolves a value made of Fn::Join, Ref AWS::Partition and GetAtt
-// (replaced by getAtt) to a string.
-func render(t *testing.T, x any, getAtt string) string {
-	t.Helper()
-	switch y := x.(type) {
-	case string:
-		return y
-	case map[string]any:
-		if j, ok := y["Fn::Join"].([]any); ok {
-			var parts []string
-			for _, p := range j[1].([]any) {
-				parts = append(parts, render(t, p, getAtt))
-			}
-			return strings.Join(parts, j[0].(string))
-		}
-		if y["Ref"] == "AWS::Partition" {
-			return "aws"
-		}
-		if _, ok := y["Fn::GetAtt"]; ok {
-			return getAtt
-		}
-	}
-	t.Fatalf("cannot render %s", asJSON(x))
-	return ""
 }

@@ -39,7 +39,7 @@ func newHandler(ctx context.Context, logger *slog.Logger) (*backfill.Handler, er
 	if err != nil {
 		return nil, err
 	}
-	store, err := archive.Open(archive.Destination{Bucket: fc.Bucket, Prefix: fc.Prefix}, awsconf.NewS3(cfg), archive.S3Options{})
+	store, err := archive.Open(archive.Destination{Bucket: fc.Bucket, Prefix: fc.Prefix}, awsconf.NewS3(cfg), archive.S3Options{KMSKeyID: fc.KMSKeyArn})
 	if err != nil {
 		return nil, fmt.Errorf("open archive: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 // FunctionConfig is the backfill Lambda's configuration.
 type FunctionConfig struct {
 	Bucket, Prefix, OrgID, RoleName string
+	KMSKeyArn                       string // SSE-KMS key of the archive, or ""
 	Rate                            float64
 	StopMargin                      time.Duration
 }
@@ -24,6 +25,7 @@ func ConfigFromEnv(getenv func(string) string) (FunctionConfig, error) {
 		Prefix:     getenv(contract.EnvPrefix),
 		OrgID:      getenv(contract.EnvOrgID),
 		RoleName:   getenv(contract.EnvRoleName),
+		KMSKeyArn:  getenv(contract.EnvKMSKeyArn),
 		Rate:       pace.MaxRate,
 		StopMargin: contract.DefaultStopMarginSeconds * time.Second,
 	}

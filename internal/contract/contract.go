@@ -12,8 +12,9 @@ package contract
 // Output keys of the backfill stack. `trailfill start`, `watch` and `verify`
 // read them with cloudformation:DescribeStacks. ArchivePrefix is absent when
 // the prefix is empty (CloudFormation rejects empty output values);
-// BucketPolicyStatement and KmsKeyPolicyStatement exist only for an existing
-// bucket, ReadRoleStackSet only in the StackSet modes.
+// BucketPolicyStatement exists only for an existing bucket,
+// KmsKeyPolicyStatement only with a KMS key, ReadRoleStackSet only in the
+// StackSet modes.
 const (
 	OutputStateMachineArn         = "StateMachineArn"
 	OutputArchiveBucket           = "ArchiveBucket"
@@ -25,6 +26,7 @@ const (
 	OutputBucketPolicyStatement   = "BucketPolicyStatement"
 	OutputKMSKeyPolicyStatement   = "KmsKeyPolicyStatement"
 	OutputReadRoleStackSet        = "ReadRoleStackSet"
+	OutputStagingBucket           = "StagingBucket"
 )
 
 // Output keys of the GitLab receiver stack.
@@ -46,6 +48,7 @@ const (
 	EnvRoleName   = "TRAILFILL_ROLE_NAME"   // read role name in target accounts
 	EnvRate       = "TRAILFILL_RATE"        // LookupEvents requests/s per partition (<= 2)
 	EnvStopMargin = "TRAILFILL_STOP_MARGIN" // seconds before the Lambda deadline to stop reading
+	EnvKMSKeyArn  = "TRAILFILL_KMS_KEY_ARN" // KMS key of the archive (SSE-KMS on every write), may be empty
 )
 
 // Environment of the GitLab receiver Lambda, set by the GitLab stack.
@@ -55,6 +58,9 @@ const (
 	EnvGitLabSource      = "TRAILFILL_GITLAB_SOURCE"       // source name in the archive layout
 	EnvGitLabTokensParam = "TRAILFILL_GITLAB_TOKENS_PARAM" // SSM SecureString holding the tokens
 	EnvGitLabMaxBody     = "TRAILFILL_GITLAB_MAX_BODY"     // request body limit in bytes
+	// EnvGitLabLayout names the archive layout (absent: the default layout);
+	// the stack sets it only for the gitlab-s3 layout.
+	EnvGitLabLayout = "TRAILFILL_GITLAB_LAYOUT"
 )
 
 // Environment of the launcher.
