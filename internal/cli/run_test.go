@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/trailfill/trailfill/internal/archive"
+	"github.com/trailfill/trailfill/internal/awsconf"
 	"github.com/trailfill/trailfill/internal/backfill"
 	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/engine"
@@ -89,7 +90,7 @@ func TestRunMatchesEngineOnly(t *testing.T) {
 	testkit.CheckArchive(t, store, testkit.Expect{Events: d.expected(parts...), Start: tfStart, End: tfEnd})
 
 	cfg := testkit.AWSConfig(t, d.emu, acctCentral)
-	clients := backfill.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, 1000)
+	clients := awsconf.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, 1000)
 	dstore, err := archive.NewLocalStore(direct)
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +175,7 @@ func (f *flakyInvoker) Invoke(ctx context.Context, res, fn string, payload json.
 	f.seen[st.Account+st.Region] = true
 	f.mu.Unlock()
 	if first {
-		return nil, &local.TaskError{Name: "PartitionError", Cause: `{"errorMessage":"transient","errorType":"PartitionError"}`}
+		return nil, &local.TaskError{Name: contract.ErrorPartition, Cause: `{"errorMessage":"transient","errorType":"PartitionError"}`}
 	}
 	return f.inner.Invoke(ctx, res, fn, payload)
 }
@@ -205,15 +206,15 @@ func TestStateMachineRetriesAndDeadlines(t *testing.T) {
 	dir := t.TempDir()
 	store, _ := archive.NewLocalStore(dir)
 	// 120 pages at 40 requests/s take 3 s at least; each invocation reads for 0.7 s.
-	h := &backfill.Handler{Store: store, Clients: backfill.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, 40), Margin: 300 * time.Millisecond}
-	inv := &flakyInvoker{inner: deadlineInvoker{inner: handlerInvoker(h), budget: time.Second}, seen: map[string]bool{}}
-	m, err := localMachine()
+	h := &backfill.Handler{Store: store, Clients: awsconf.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, 40), Margin: 300 * time.Millisecond}
+	inv := &flakyInvoker{inner: deadlineInvoker{inner: backfill.LocalInvoker(h), budget: time.Second}, seen: map[string]bool{}}
+	m, err := backfill.LocalMachine()
 	if err != nil {
 		t.Fatal(err)
 	}
 	spec := rangeSpec{Start: tfStart, End: tfEnd, Window: engine.DefaultWindow, RoleName: contract.DefaultRoleName}
 	parts := []contract.Partition{{Account: acctCentral, Region: "us-east-1"}, {Account: acctMember, Region: "sa-east-1"}}
-	input, _ := json.Marshal(executionInput(spec, parts, store.String(), 2))
+	input, _ := json.Marshal(spec.input(parts, store.String(), 2))
 	clock := local.NewFakeClock(tfNow)
 	res, err := m.Execute(context.Background(), input, local.Options{Invoker: inv, Clock: clock})
 	if err != nil {
