@@ -135,20 +135,25 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--out", out, "--token-file", tokFile, "--listen", "nonsense"}, nil, "--listen"},
 		{[]string{"serve", "--out", out, "--token-file", tokFile, "--tls-cert", "c.pem"}, nil, "go together"},
 	}
-	for _, c := range cases {
-		var stdout, stderr syncBuffer
-		code := runGitlab(context.Background(), gitlabEnv(&stdout, &stderr, c.env), c.args...)
-		msg := stderr.String()
-		if code != ExitUsage {
-			t.Errorf("%v: exit %d, want 2; stderr %s", c.args, code, msg)
+	t.Run("cases", func(t *testing.T) {
+		for _, c := range cases {
+			t.Run(c.want, func(t *testing.T) {
+				t.Parallel()
+				var stdout, stderr syncBuffer
+				code := runGitlab(context.Background(), gitlabEnv(&stdout, &stderr, c.env), c.args...)
+				msg := stderr.String()
+				if code != ExitUsage || strings.Count(msg, "\n") != 1 {
+					t.Errorf("%v: exit %d, want 2 and one line; stderr %s", c.args, code, msg)
+				}
+				if !strings.Contains(msg, c.want) {
+					t.Errorf("%v: stderr %q lacks %q", c.args, msg, c.want)
+				}
+				if strings.Contains(msg, "short\n") {
+					t.Errorf("%v: stderr shows a token", c.args)
+				}
+			})
 		}
-		if !strings.Contains(msg, c.want) {
-			t.Errorf("%v: stderr %q lacks %q", c.args, msg, c.want)
-		}
-		if strings.Contains(msg, "short\n") {
-			t.Errorf("%v: stderr shows a token", c.args)
-		}
-	}
+	})
 	if f := files(t, dir); len(f) != 1 || f[0] != "tokens" {
 		t.Errorf("usage errors wrote files: %v", f)
 	}

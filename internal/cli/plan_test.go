@@ -56,10 +56,13 @@ func TestPlanBadInput(t *testing.T) {
 		{"--start", "2025-11-22T00:00:00Z", "--end", "2025-11-23T00:00:00Z", "--events-per-hour", "-1"},
 		{"--start", "2025-11-22T00:00:00Z", "--end", "2025-11-23T00:00:00Z", "--regions", "moon-1"},
 	} {
-		var stdout, stderr bytes.Buffer
-		code := Main(context.Background(), append([]string{"plan"}, args...), &Env{Stdout: &stdout, Stderr: &stderr, Now: func() time.Time { return time.Date(2025, 11, 23, 20, 0, 0, 0, time.UTC) }})
-		if code != ExitUsage || stdout.Len() != 0 || strings.Count(stderr.String(), "\n") != 1 {
-			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, stdout.String(), stderr.String())
-		}
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			code := Main(context.Background(), append([]string{"plan"}, args...), &Env{Stdout: &stdout, Stderr: &stderr, Now: func() time.Time { return time.Date(2025, 11, 23, 20, 0, 0, 0, time.UTC) }})
+			if code != ExitUsage || stdout.Len() != 0 || strings.Count(stderr.String(), "\n") != 1 {
+				t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, stdout.String(), stderr.String())
+			}
+		})
 	}
 }

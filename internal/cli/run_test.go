@@ -52,14 +52,16 @@ func TestRunBadInput(t *testing.T) {
 		{"unexpected argument", []string{"--start", start, "--end", end, "extra"}},
 	}
 	for _, c := range cases {
-		args := append([]string{"run"}, c.args...)
-		if !strings.Contains(strings.Join(c.args, " "), "--out") {
-			args = append(args, "--out", out)
-		}
-		code, stdout, stderr := d.run(t, args...)
-		if code != ExitUsage || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, c.want) {
-			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and one line containing %q", c.args, code, stdout, stderr, c.want)
-		}
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			args := append([]string{"run"}, c.args...)
+			if !strings.Contains(strings.Join(c.args, " "), "--out") {
+				args = append(args, "--out", out)
+			}
+			code, stdout, stderr := d.run(t, args...)
+			if code != ExitUsage || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, c.want) {
+				t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and one line containing %q", c.args, code, stdout, stderr, c.want)
+			}
+		})
 	}
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("bad input wrote %s", out)

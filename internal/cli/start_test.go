@@ -269,7 +269,7 @@ func TestStartBadInput(t *testing.T) {
 		{"unexpected argument \"now\"", start(append(rangeArgs(), "now")...)},
 		{"flag provided but not defined: -bogus", start(rangeArgs("--bogus")...)},
 	} {
-		d.wantUsage(t, tc.want, tc.args...)
+		t.Run(tc.want, func(t *testing.T) { d.wantUsage(t, tc.want, tc.args...) })
 	}
 	// The stack name may come from TRAILFILL_STACK.
 	t.Setenv(contract.EnvStack, "missing-stack")

@@ -241,7 +241,7 @@ func archivedPartitions(ctx context.Context, store archive.Store, spec rangeSpec
 func verifyArchive(ctx context.Context, store archive.Store, spec rangeSpec, parts []contract.Partition) (*VerifyReport, error) {
 	var windows []archive.VerifyWindow
 	for _, w := range archive.Windows(spec.Start, spec.End, spec.Window) {
-		windows = append(windows, archive.VerifyWindow{Start: w.Start, From: w.From, To: w.To})
+		windows = append(windows, archive.VerifyWindow(w))
 	}
 	opts := archive.VerifyOptions{Windows: windows, Start: spec.Start, End: spec.End, OrgID: spec.OrgID}
 	reports, err := archive.VerifyPartitions(ctx, store, parts, opts)
