@@ -26,7 +26,8 @@ func main() {
 		logger.Error("backfill function cannot start", "error", err)
 		os.Exit(1)
 	}
-	lambda.Start(h.Handle)
+	// Function names every error on purpose (contract.ErrorPartition, ...).
+	lambda.Start(backfill.Function(h))
 }
 
 // newHandler builds the clients once per execution environment.
@@ -46,7 +47,7 @@ func newHandler(ctx context.Context, logger *slog.Logger) (*backfill.Handler, er
 	return &backfill.Handler{
 		Store:   store,
 		OrgID:   fc.OrgID,
-		Clients: backfill.NewClients(cfg, sts.NewFromConfig(cfg), fc.RoleName, fc.Rate),
+		Clients: awsconf.NewClients(cfg, sts.NewFromConfig(cfg), fc.RoleName, fc.Rate),
 		Margin:  fc.StopMargin,
 		Logger:  logger,
 	}, nil

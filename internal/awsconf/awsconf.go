@@ -1,6 +1,8 @@
-// Package awsconf loads the standard AWS SDK configuration (profile, region,
-// AWS_ENDPOINT_URL_<SERVICE>) once and builds the clients trailfill uses, with
-// retries configured deliberately.
+// Package awsconf is trailfill's AWS plumbing, in one place for the product,
+// the demo and the tests: the SDK configuration (one builder, one HTTP
+// stack, retries configured deliberately), the S3 client, partition-aware
+// ARNs, and the registry of per-account credentials and per-partition
+// LookupEvents limiters that every command and the Lambda share.
 package awsconf
 
 import (
@@ -13,27 +15,74 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
-// Load reads the shared AWS configuration. Only the SDK's own sources are used:
-// environment, shared config/credentials files (AWS_PROFILE or profile), and
-// AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> for emulators. profile may be empty.
-func Load(ctx context.Context, profile string) (aws.Config, error) {
+// DefaultRegion is the region used when the SDK configuration names none.
+const DefaultRegion = "us-east-1"
+
+// Options of Build. The zero value is the standard SDK configuration.
+type Options struct {
+	// Profile is the shared-config profile; empty: AWS_PROFILE or default.
+	Profile string
+	// Region overrides the configured region; empty: the SDK's (AWS_REGION,
+	// the profile), else DefaultRegion.
+	Region string
+	// StaticCredentials, when set, are the only credentials, and no shared
+	// config or credentials file is read: the emulators of the demo and the
+	// tests.
+	StaticCredentials *StaticCredentials
+	// BaseEndpoint sends every service to one endpoint (an emulator); empty:
+	// the SDK's own resolution, AWS_ENDPOINT_URL[_<SERVICE>] included.
+	BaseEndpoint string
+}
+
+// StaticCredentials are an access key pair.
+type StaticCredentials struct {
+	AccessKeyID, SecretAccessKey, SessionToken string
+}
+
+// Build returns the SDK configuration. Only the SDK's own sources are used
+// (environment, shared files, AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>),
+// unless Options say otherwise; every client built from it retries with
+// StandardRetryer and sends through BodyRaceClient.
+func Build(ctx context.Context, o Options) (aws.Config, error) {
 	opts := []func(*config.LoadOptions) error{
 		config.WithRetryer(func() aws.Retryer { return StandardRetryer() }),
 	}
-	if profile != "" {
-		opts = append(opts, config.WithSharedConfigProfile(profile))
+	if o.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(o.Profile))
+	}
+	if o.Region != "" {
+		opts = append(opts, config.WithRegion(o.Region))
+	}
+	if c := o.StaticCredentials; c != nil {
+		opts = append(opts,
+			config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken)),
+			config.WithSharedConfigFiles([]string{}),
+			config.WithSharedCredentialsFiles([]string{}),
+		)
+	}
+	if o.BaseEndpoint != "" {
+		opts = append(opts, config.WithBaseEndpoint(o.BaseEndpoint))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("load AWS configuration (check AWS_PROFILE and ~/.aws/config): %w", err)
 	}
 	if cfg.Region == "" {
-		cfg.Region = "us-east-1"
+		cfg.Region = DefaultRegion
 	}
+	// Wrap the client the SDK built (it honours AWS_CA_BUNDLE, proxies and
+	// timeouts) rather than replace it.
+	cfg.HTTPClient = BodyRaceClient{Base: cfg.HTTPClient}
 	return cfg, nil
+}
+
+// Load is Build with the standard configuration and an optional profile.
+func Load(ctx context.Context, profile string) (aws.Config, error) {
+	return Build(ctx, Options{Profile: profile})
 }
 
 // StandardRetryer is the retryer for everything but LookupEvents: the SDK's standard

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/trailfill/trailfill/internal/archive"
+	"github.com/trailfill/trailfill/internal/awsconf"
 	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/engine"
 	"github.com/trailfill/trailfill/internal/validate"
@@ -20,7 +21,7 @@ import (
 type Handler struct {
 	Store   archive.Store
 	OrgID   string
-	Clients *Clients
+	Clients *awsconf.Clients
 	// Margin is how long before the context deadline an invocation stops reading
 	// to finish its writes and answer (a Lambda's deadline is hard).
 	Margin    time.Duration
@@ -140,8 +141,8 @@ func spanTime(spans []contract.Span) time.Duration {
 // loop until its history is full).
 const MaxStalled = 3
 
-// PartitionError is a failed invocation. The Lambda runtime reports its type name,
-// "PartitionError", as the Step Functions error name.
+// PartitionError is a failed invocation. Function reports it to the Lambda
+// runtime as contract.ErrorPartition, the Step Functions error name.
 type PartitionError struct {
 	Account, Region string
 	Err             error

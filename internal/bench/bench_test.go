@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/trailfill/trailfill/internal/archive"
-	"github.com/trailfill/trailfill/internal/backfill"
+	"github.com/trailfill/trailfill/internal/awsconf"
 	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/emulator"
 	"github.com/trailfill/trailfill/internal/engine"
@@ -41,7 +41,7 @@ var (
 type setup struct {
 	emu     *emulator.Server
 	cfg     aws.Config
-	clients *backfill.Clients
+	clients *awsconf.Clients
 }
 
 // newSetup starts an emulator with the AWS quota and the given latency, with
@@ -57,7 +57,7 @@ func newSetup(b *testing.B, latency time.Duration, n int, span time.Duration) *s
 		}
 	}
 	cfg := testkit.AWSConfig(b, emu, accounts[0])
-	return &setup{emu: emu, cfg: cfg, clients: backfill.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, pace.MaxRate)}
+	return &setup{emu: emu, cfg: cfg, clients: awsconf.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, pace.MaxRate)}
 }
 
 // BenchmarkThroughput: 4 partitions in parallel, each with events dense enough
@@ -170,7 +170,7 @@ func BenchmarkSparseRequests(b *testing.B) {
 			b.Fatal(err)
 		}
 		cfg := testkit.AWSConfig(b, emu, accounts[0])
-		clients := backfill.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, pace.MaxRate)
+		clients := awsconf.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, pace.MaxRate)
 		for _, region := range []string{"eu-west-1", "sa-east-1"} {
 			client, lim, err := clients.LookupClient(context.Background(), accounts[0], region)
 			if err != nil {
@@ -206,7 +206,7 @@ func BenchmarkPeakMemory(b *testing.B) {
 		}
 		recs = nil
 		cfg := testkit.AWSConfig(b, emu, accounts[0])
-		clients := backfill.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, 100000)
+		clients := awsconf.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, 100000)
 		client, lim, err := clients.LookupClient(context.Background(), accounts[0], "us-east-1")
 		if err != nil {
 			b.Fatal(err)

@@ -1,7 +1,11 @@
-// Package cli implements the trailfill command: run, plan, start, watch, verify,
-// demo and gitlab. Each command validates all of its input before it writes or
-// starts anything; errors are one line on stderr saying what to do; exit codes
-// are 0 success, 1 the job failed, 2 bad usage.
+// Package cli is the trailfill command line: one command tree (run, plan,
+// start, watch, verify, demo, gitlab serve, gitlab backfill) whose commands
+// parse and validate all of their input before they write or start
+// anything, call one domain function (internal/backfill, internal/plan,
+// internal/archive, internal/gitlab, ...) and print its result. Errors are
+// one line on stderr saying what to do; exit codes are 0 success, 1 the job
+// failed, 2 bad usage. The AWS configuration, clients, the credential and
+// limiter registry and the archive store are created lazily, once, by deps.
 package cli
 
 import (
@@ -11,11 +15,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/trailfill/trailfill/statemachine/local"
+	"github.com/trailfill/trailfill/internal/clock"
+	"github.com/trailfill/trailfill/internal/contract"
 )
 
 // Exit codes.
@@ -25,107 +31,25 @@ const (
 	ExitUsage  = 2
 )
 
-// Env is what a command may touch of the outside world; tests replace parts of it.
+// Env is what a command may touch of the outside world; zero fields take the
+// process defaults, tests replace them.
 type Env struct {
 	Stdout, Stderr io.Writer
-	Getenv         func(string) string
-	Now            func() time.Time
+	Getenv         func(string) string // os.Getenv
+	Now            func() time.Time    // time.Now
 	// Interactive reports whether stderr is a terminal (progress bar vs lines).
 	Interactive bool
-	// Clock drives the local state machine's Retry waits; nil means real time.
-	Clock local.Clock
+	// Clock drives the waits of a local execution (the state machine's Retry
+	// delays) and of the GitLab backfill's backoff; nil is the real clock.
+	// `watch` polls in real time whatever it is.
+	Clock clock.Clock
 	// ProgressEvery is the interval of plain progress lines (default 10 s).
 	ProgressEvery time.Duration
-	Logger        *slog.Logger
-}
-
-// usageError marks bad input: exit code 2.
-type usageError struct{ err error }
-
-func (u usageError) Error() string { return u.err.Error() }
-func (u usageError) Unwrap() error { return u.err }
-
-func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
-
-// failedError marks a job that ran and failed (exit 1) whose details were already
-// printed.
-type failedError struct{ msg string }
-
-func (f failedError) Error() string { return f.msg }
-
-const usage = `trailfill recovers CloudTrail management events (last 90 days) into the native trail layout.
-
-Usage:
-  trailfill run    --start T --end T [--accounts A,B] [--regions R1,R2|all] [--role-name N]
-                   [--out DIR|s3://bucket/prefix] [--org-id o-...] [--no-lookback-limit]
-  trailfill plan   <range flags> [--json]
-  trailfill start  <range flags> [--stack NAME] [--dry-run] [--watch] [--name N] [--max-concurrency N]
-  trailfill watch  EXECUTION [--stack NAME] [--interval 5s]
-  trailfill verify [--out DIR|s3://bucket/prefix | --stack NAME] <range flags> [--regions ...|archived] [--json]
-  trailfill demo   [--dir DIR]
-  trailfill gitlab serve|backfill ...
-
-Times are RFC 3339 (2025-04-17T15:00:00Z); the range is [start, end). AWS settings come
-from the SDK's standard configuration (--profile/AWS_PROFILE, AWS_REGION,
-AWS_ENDPOINT_URL_<SERVICE>). Run "trailfill <command> -h" for a command's flags.
-`
-
-// Main runs the trailfill command line and returns the exit code.
-func Main(ctx context.Context, args []string, env *Env) int {
-	env.defaults()
-	if len(args) == 0 {
-		fmt.Fprint(env.Stderr, usage)
-		return ExitUsage
-	}
-	var err error
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "run":
-		err = cmdRun(ctx, env, rest)
-	case "plan":
-		err = cmdPlan(ctx, env, rest)
-	case "start":
-		err = cmdStart(ctx, env, rest)
-	case "watch":
-		err = cmdWatch(ctx, env, rest)
-	case "verify":
-		err = cmdVerify(ctx, env, rest)
-	case "demo":
-		err = cmdDemo(ctx, env, rest)
-	case "gitlab":
-		return gitlabMain(ctx, rest, env)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(env.Stdout, usage)
-		return ExitOK
-	default:
-		fmt.Fprintf(env.Stderr, "trailfill: unknown command %q: use run, plan, start, watch, verify, demo or gitlab\n", cmd)
-		return ExitUsage
-	}
-	return report(env, err)
-}
-
-func report(env *Env, err error) int {
-	if err == nil {
-		return ExitOK
-	}
-	if errors.Is(err, flag.ErrHelp) {
-		return ExitOK
-	}
-	var ue usageError
-	if errors.As(err, &ue) {
-		fmt.Fprintf(env.Stderr, "trailfill: %s\n", oneLine(ue.Error()))
-		return ExitUsage
-	}
-	var fe failedError
-	if errors.As(err, &fe) {
-		fmt.Fprintf(env.Stderr, "trailfill: %s\n", oneLine(fe.msg))
-		return ExitFailed
-	}
-	fmt.Fprintf(env.Stderr, "trailfill: %s\n", oneLine(err.Error()))
-	return ExitFailed
-}
-
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
+	// Logger receives the CloudTrail commands' logs; nil: text on stderr at
+	// TRAILFILL_LOG_LEVEL (default warn).
+	Logger *slog.Logger
+	// Ready, if set, receives the address `gitlab serve` listens on.
+	Ready func(net.Addr)
 }
 
 func (e *Env) defaults() {
@@ -141,42 +65,69 @@ func (e *Env) defaults() {
 	if e.Now == nil {
 		e.Now = time.Now
 	}
+	if e.Clock == nil {
+		e.Clock = clock.System{}
+	}
 	if e.ProgressEvery == 0 {
 		e.ProgressEvery = 10 * time.Second
 	}
 	if e.Logger == nil {
-		// TRAILFILL_LOG_LEVEL=info (or debug) shows per-partition details.
-		level := slog.LevelWarn
-		_ = level.UnmarshalText([]byte(e.Getenv("TRAILFILL_LOG_LEVEL")))
-		e.Logger = slog.New(slog.NewTextHandler(e.Stderr, &slog.HandlerOptions{Level: level}))
+		e.Logger = slog.New(slog.NewTextHandler(e.Stderr, &slog.HandlerOptions{Level: e.logLevel(slog.LevelWarn)}))
 	}
 }
 
-// newFlagSet returns a flag set that reports errors instead of exiting.
-func newFlagSet(env *Env, name, synopsis string) *flag.FlagSet {
-	fs := flag.NewFlagSet("trailfill "+name, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	fs.Usage = func() {
-		// Output is io.Discard while parsing (errors are reported in one line by
-		// the caller) and stderr for -h.
-		fmt.Fprintf(fs.Output(), "Usage: trailfill %s %s\n", name, synopsis)
-		fs.PrintDefaults()
+// logLevel is TRAILFILL_LOG_LEVEL (debug, info, warn, error), or def.
+func (e *Env) logLevel(def slog.Level) slog.Level {
+	level := def
+	if v := e.Getenv(contract.EnvLogLevel); v != "" {
+		_ = level.UnmarshalText([]byte(v))
 	}
-	return fs
+	return level
 }
 
-// parse parses flags; a parse failure is a usage error (the flag package has
-// already printed it).
-func parse(env *Env, fs *flag.FlagSet, args []string) error {
-	fs.SetOutput(io.Discard)
-	err := fs.Parse(args)
+// usageError marks bad input: exit code 2. Every command reports its bad
+// input through usagef or by wrapping a validation error in usageError.
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+func (u usageError) Unwrap() error { return u.err }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// failedError marks a job that ran and failed (exit 1) whose details were
+// already printed.
+type failedError struct{ msg string }
+
+func (f failedError) Error() string { return f.msg }
+
+// Main runs the trailfill command line and returns the exit code.
+func Main(ctx context.Context, args []string, env *Env) int {
+	env.defaults()
+	t := newTree(env, &deps{env: env})
+	if err := t.root.Parse(args); err != nil {
+		return t.reportParse(err)
+	}
+	err := t.root.Run(ctx)
 	if errors.Is(err, flag.ErrHelp) {
-		fs.SetOutput(env.Stderr)
-		fs.Usage()
-		return err
+		t.printHelp()
+		return ExitOK
 	}
-	if err != nil {
-		return usagef("%v (see trailfill %s -h)", err, strings.TrimPrefix(fs.Name(), "trailfill "))
+	return report(env, err)
+}
+
+// report prints err in one line and returns its exit code.
+func report(env *Env, err error) int {
+	if err == nil {
+		return ExitOK
 	}
-	return nil
+	fmt.Fprintf(env.Stderr, "trailfill: %s\n", oneLine(err.Error()))
+	var ue usageError
+	if errors.As(err, &ue) {
+		return ExitUsage
+	}
+	return ExitFailed
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }

@@ -2,14 +2,13 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/trailfill/trailfill/internal/archive"
 	"github.com/trailfill/trailfill/internal/awsconf"
@@ -27,24 +26,47 @@ var (
 	demoRegions  = []string{"eu-west-1", "us-east-1"}
 )
 
-func cmdDemo(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "demo", "[--dir DIR]")
-	dir := fs.String("dir", "./trailfill-demo", "output folder (replaced if it holds an earlier demo)")
-	latency := fs.Duration("latency", 300*time.Millisecond, "emulated LookupEvents latency")
-	if err := parse(env, fs, args); err != nil {
-		return err
+func (t *tree) demo() *ffcli.Command {
+	var dir string
+	var latency time.Duration
+	return t.add("trailfill", command{
+		name:       "demo",
+		shortUsage: "demo [--dir DIR] [--latency 300ms]",
+		shortHelp:  "Start the emulators with generated events and run a real backfill into ./trailfill-demo, in about a minute.",
+		longHelp: `demo starts the project's emulators of CloudTrail, STS, the Account API and S3 on
+127.0.0.1 (three accounts, two regions each, one dense window), and runs the same
+backfill as trailfill run against them. It needs no AWS account and no network.
+
+Examples:
+  trailfill demo
+  trailfill demo --dir /tmp/demo --latency 1s`,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&dir, "dir", "./trailfill-demo", "output folder (replaced if it holds an earlier demo)")
+			fs.DurationVar(&latency, "latency", 300*time.Millisecond, "emulated LookupEvents latency")
+		},
+		exec: func(ctx context.Context, args []string) error {
+			if err := noArgs("demo", args); err != nil {
+				return err
+			}
+			if latency < 0 || latency > 10*time.Second {
+				return usagef("--latency %s: give 0 to 10s", latency)
+			}
+			return t.demoExec(ctx, dir, latency)
+		},
+	})
+}
+
+func (t *tree) demoExec(ctx context.Context, dir string, latency time.Duration) error {
+	env := t.env
+	dest, err := archive.ParseDestination(dir)
+	if err != nil {
+		return usageError{fmt.Errorf("--dir: %w", err)}
 	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q: demo takes flags only", fs.Arg(0))
-	}
-	if *latency < 0 || *latency > 10*time.Second {
-		return usagef("--latency %s: give 0 to 10s", *latency)
-	}
-	if err := prepareDemoDir(*dir); err != nil {
+	if err := prepareDemoDir(dir); err != nil {
 		return err
 	}
 
-	emu, err := emulator.Start(emulator.Config{Latency: *latency, Jitter: *latency / 3, Rate: pace.MaxRate, Seed: 1})
+	emu, err := emulator.Start(emulator.Config{Latency: latency, Jitter: latency / 3, Rate: pace.MaxRate, Seed: 1})
 	if err != nil {
 		return fmt.Errorf("start the emulators: %w", err)
 	}
@@ -75,40 +97,34 @@ func cmdDemo(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 	fmt.Fprintf(env.Stderr, "trailfill demo: emulated CloudTrail on %s with %d events in %d accounts x %d regions (latency %s, quota 2 req/s per partition)\n",
-		emu.URL(), total, len(demoAccounts), len(demoRegions), *latency)
+		emu.URL(), total, len(demoAccounts), len(demoRegions), latency)
 
 	akid, secret := emu.CallerCredentials(demoCaller)
-	cfg, err := config.LoadDefaultConfig(ctx,
-		config.WithRegion("us-east-1"),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(akid, secret, "")),
-		config.WithBaseEndpoint(emu.URL()),
-		config.WithSharedConfigFiles([]string{}),
-		config.WithSharedCredentialsFiles([]string{}),
-		config.WithRetryer(func() aws.Retryer { return awsconf.StandardRetryer() }),
-	)
+	cfg, err := awsconf.Build(ctx, awsconf.Options{
+		Region:            "us-east-1",
+		StaticCredentials: &awsconf.StaticCredentials{AccessKeyID: akid, SecretAccessKey: secret},
+		BaseEndpoint:      emu.URL(),
+	})
 	if err != nil {
 		return fmt.Errorf("configure the demo clients: %w", err)
 	}
-	dest, err := archive.ParseDestination(*dir)
-	if err != nil {
-		return usageError{err}
-	}
+	t.deps.useConfig(cfg)
 	spec := rangeSpec{
 		Start: start, End: end,
 		Accounts: demoAccounts, // regions: all (resolved through account:ListRegions)
 		RoleName: contract.DefaultRoleName,
 		Dest:     dest,
-		Window:   30 * time.Minute,
+		Window:   contract.DefaultWindowMinutes * time.Minute,
 		Rate:     pace.MaxRate,
 	}
-	sum, err := runBackfill(ctx, env, spec, cfg)
+	sum, err := t.backfillLocally(ctx, spec)
 	if err != nil {
 		return err
 	}
 	if sum.Events != int64(total) {
 		return fmt.Errorf("demo archived %d events but the emulator holds %d: this is a bug, please report it", sum.Events, total)
 	}
-	store, err := archive.Open(dest, nil, archive.S3Options{})
+	store, err := t.deps.Store(ctx, dest, archive.S3Options{})
 	if err != nil {
 		return err
 	}
@@ -123,11 +139,11 @@ func cmdDemo(ctx context.Context, env *Env, args []string) error {
 	fmt.Fprintf(env.Stderr, "\nDemo complete: every emulated event is archived exactly once.\n")
 	fmt.Fprintf(env.Stderr, "  %d trail files and %d window manifests in %s\n", len(keys), len(manifests), store)
 	if len(keys) > 0 {
-		fmt.Fprintf(env.Stderr, "  a trail file:  %s\n", filepath.Join(*dir, keys[0]))
-		fmt.Fprintf(env.Stderr, "  look inside:   gzip -dc %s | head -c 600\n", filepath.Join(*dir, keys[0]))
+		fmt.Fprintf(env.Stderr, "  a trail file:  %s\n", filepath.Join(dir, keys[0]))
+		fmt.Fprintf(env.Stderr, "  look inside:   gzip -dc %s | head -c 600\n", filepath.Join(dir, keys[0]))
 	}
 	if len(manifests) > 0 {
-		fmt.Fprintf(env.Stderr, "  a manifest:    %s\n", filepath.Join(*dir, manifests[0]))
+		fmt.Fprintf(env.Stderr, "  a manifest:    %s\n", filepath.Join(dir, manifests[0]))
 	}
 	fmt.Fprintf(env.Stderr, "  run it again:  the re-run skips every archived window and reads nothing\n")
 	return nil

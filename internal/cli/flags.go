@@ -1,18 +1,11 @@
 package cli
 
 import (
-	"context"
 	"flag"
 	"fmt"
-	"sort"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/account"
-	accounttypes "github.com/aws/aws-sdk-go-v2/service/account/types"
-
 	"github.com/trailfill/trailfill/internal/archive"
-	"github.com/trailfill/trailfill/internal/backfill"
 	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/engine"
 	"github.com/trailfill/trailfill/internal/pace"
@@ -32,13 +25,13 @@ func (f *rangeFlags) register(fs *flag.FlagSet, outDefault string) {
 	fs.StringVar(&f.start, "start", "", "start of the range, RFC 3339 (inclusive)")
 	fs.StringVar(&f.end, "end", "", "end of the range, RFC 3339 (exclusive)")
 	fs.StringVar(&f.accounts, "accounts", "", "comma-separated 12-digit account IDs (default: the caller's account, no role assumed)")
-	fs.StringVar(&f.regions, "regions", "all", "comma-separated regions, or all (each account's enabled regions)")
+	fs.StringVar(&f.regions, "regions", "all", "comma-separated regions, or all (each account's enabled regions; an enabled region this trailfill does not know is an error)")
 	fs.StringVar(&f.roleName, "role-name", contract.DefaultRoleName, "read role assumed in accounts other than the caller's")
 	fs.StringVar(&f.out, "out", outDefault, "archive: a local folder or s3://bucket/prefix")
 	fs.StringVar(&f.orgID, "org-id", "", "AWS Organizations ID (o-...) for the organization-trail layout AWSLogs/<o-id>/<account>/...")
 	fs.StringVar(&f.profile, "profile", "", "AWS shared-config profile (default: AWS_PROFILE or default)")
 	fs.BoolVar(&f.noLookback, "no-lookback-limit", false, "allow a start older than 90 days (emulators, replays)")
-	fs.IntVar(&f.windowMinutes, "window-minutes", 30, "window length in minutes (a multiple of 5 dividing a day): the unit of manifests and resume")
+	fs.IntVar(&f.windowMinutes, "window-minutes", contract.DefaultWindowMinutes, "window length in minutes (a multiple of 5 dividing a day): the unit of manifests and resume")
 	fs.Float64Var(&f.rate, "rate", pace.MaxRate, "LookupEvents requests/s per account and region, at most 2 (lower leaves quota to other callers)")
 }
 
@@ -118,58 +111,26 @@ func (f *rangeFlags) spec(now time.Time, needOut bool) (rangeSpec, error) {
 	return s, nil
 }
 
-// resolvePartitions turns the spec into partitions: the caller's account when no
-// accounts were given, each account's enabled regions for --regions all.
-func resolvePartitions(ctx context.Context, s rangeSpec, base aws.Config, clients *backfill.Clients) ([]contract.Partition, error) {
-	accounts := s.Accounts
-	if len(accounts) == 0 {
-		caller, err := clients.CallerAccount(ctx)
-		if err != nil {
-			return nil, err
-		}
-		accounts = []string{caller}
+// input is the execution input of the spec over parts.
+func (s rangeSpec) input(parts []contract.Partition, destination string, maxConcurrency int) contract.ExecutionInput {
+	return contract.ExecutionInput{
+		Partitions:     parts,
+		Start:          s.Start.Format(time.RFC3339),
+		End:            s.End.Format(time.RFC3339),
+		WindowMinutes:  int(s.Window / time.Minute),
+		RoleName:       s.RoleName,
+		Destination:    destination,
+		MaxConcurrency: maxConcurrency,
 	}
-	var out []contract.Partition
-	for _, a := range accounts {
-		regions := s.Regions
-		if len(regions) == 0 {
-			creds, err := clients.Credentials(ctx, a)
-			if err != nil {
-				return nil, err
-			}
-			lister := account.NewFromConfig(base, func(o *account.Options) { o.Credentials = creds })
-			if regions, err = enabledRegions(ctx, lister, a); err != nil {
-				return nil, err
-			}
-		}
-		for _, r := range regions {
-			out = append(out, contract.Partition{Account: a, Region: r})
-		}
-	}
-	return out, nil
 }
 
-// enabledRegions lists an account's enabled regions (account:ListRegions).
-func enabledRegions(ctx context.Context, lister RegionLister, acct string) ([]string, error) {
-	var regions []string
-	p := account.NewListRegionsPaginator(lister, &account.ListRegionsInput{
-		RegionOptStatusContains: []accounttypes.RegionOptStatus{accounttypes.RegionOptStatusEnabled, accounttypes.RegionOptStatusEnabledByDefault},
+// flagGiven reports whether the flag was given on the command line.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	found := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			found = true
+		}
 	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("list the enabled regions of account %s (grant account:ListRegions, or pass --regions): %w", acct, err)
-		}
-		for _, r := range page.Regions {
-			name := aws.ToString(r.RegionName)
-			if validate.Region(name) == nil {
-				regions = append(regions, name)
-			}
-		}
-	}
-	if len(regions) == 0 {
-		return nil, fmt.Errorf("account %s has no enabled regions that trailfill knows: pass --regions", acct)
-	}
-	sort.Strings(regions)
-	return regions, nil
+	return found
 }

@@ -8,13 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trailfill/trailfill/statemachine/local"
+	"github.com/trailfill/trailfill/internal/plan"
 )
 
 var fourteenAccounts = "100000000001,100000000002,100000000003,100000000004,100000000005,100000000006,100000000007," +
 	"100000000008,100000000009,100000000010,100000000011,100000000012,100000000013,100000000014"
 
-func runPlan(t *testing.T, args ...string) Plan {
+func runPlan(t *testing.T, args ...string) plan.Plan {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	now := time.Date(2025, 11, 23, 20, 0, 0, 0, time.UTC)
@@ -22,7 +22,7 @@ func runPlan(t *testing.T, args ...string) Plan {
 	if code != ExitOK {
 		t.Fatalf("plan: exit %d: %s", code, stderr.String())
 	}
-	var p Plan
+	var p plan.Plan
 	if err := json.Unmarshal(stdout.Bytes(), &p); err != nil {
 		t.Fatalf("plan --json: %v: %s", err, stdout.String())
 	}
@@ -50,58 +50,19 @@ func TestPlanNinetyDaysOfAnOrganizationFitsOneExecution(t *testing.T) {
 	t.Logf("max history %d events per execution, %d transitions, $%.2f", p.MaxHistoryEvents, p.StateTransitions, p.Cost.Total)
 }
 
-// The seed design's shape (a loop over windows with an inline Map over the regions
-// inside one execution) overflows the history limit long before 90 days.
-func TestSeedShapeOverflowsTheHistoryLimit(t *testing.T) {
-	const seed = `{
-  "QueryLanguage": "JSONata",
-  "StartAt": "Init",
-  "States": {
-    "Init": {"Type": "Pass", "Assign": {"i": 0}, "Next": "More windows?"},
-    "More windows?": {"Type": "Choice", "Choices": [{"Condition": "{% $i < $states.input.windows %}", "Next": "Regions"}], "Default": "Done"},
-    "Regions": {
-      "Type": "Map",
-      "Items": "{% $states.input.regions %}",
-      "ItemProcessor": {"StartAt": "Lambda", "States": {"Lambda": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Arguments": {"FunctionName": "seed", "Payload": "{% $states.input %}"}, "End": true}}},
-      "Output": "{% $states.input %}",
-      "Next": "Next window"
-    },
-    "Next window": {"Type": "Pass", "Assign": {"i": "{% $i + 1 %}"}, "Next": "More windows?"},
-    "Done": {"Type": "Succeed"}
-  }
-}`
-	m, err := local.Load([]byte(seed))
-	if err != nil {
-		t.Fatal(err)
-	}
-	regions, _ := json.Marshal(defaultRegions)
-	ok := local.InvokerFunc(func(context.Context, string, string, json.RawMessage) (json.RawMessage, error) {
-		return json.RawMessage(`{}`), nil
-	})
-	// One account's 90 days: 4,320 windows of 30 minutes.
-	in := `{"windows": 4320, "regions": ` + string(regions) + `}`
-	res, err := m.Execute(context.Background(), json.RawMessage(in), local.Options{Invoker: ok, Clock: local.NewFakeClock(time.Now()), HistoryLimit: -1})
-	if err != nil || res.Status != "SUCCEEDED" {
-		t.Fatalf("seed shape: %v %+v", err, res)
-	}
-	perWindow := float64(res.Stats.HistoryEvents) / 4320
-	if res.Stats.HistoryEvents <= 25000 {
-		t.Fatalf("seed shape history %d events: expected far above 25,000", res.Stats.HistoryEvents)
-	}
-	t.Logf("seed shape: %d history events for 90 days (%.0f per window, %.1fx the limit; the limit is reached after %.1f days)",
-		res.Stats.HistoryEvents, perWindow, float64(res.Stats.HistoryEvents)/25000, 25000/perWindow/48)
-}
-
 func TestPlanBadInput(t *testing.T) {
 	for _, args := range [][]string{
 		{"--start", "2025-11-23T00:00:00Z", "--end", "2025-11-22T00:00:00Z"},
 		{"--start", "2025-11-22T00:00:00Z", "--end", "2025-11-23T00:00:00Z", "--events-per-hour", "-1"},
 		{"--start", "2025-11-22T00:00:00Z", "--end", "2025-11-23T00:00:00Z", "--regions", "moon-1"},
 	} {
-		var stdout, stderr bytes.Buffer
-		code := Main(context.Background(), append([]string{"plan"}, args...), &Env{Stdout: &stdout, Stderr: &stderr, Now: func() time.Time { return time.Date(2025, 11, 23, 20, 0, 0, 0, time.UTC) }})
-		if code != ExitUsage || stdout.Len() != 0 || strings.Count(stderr.String(), "\n") != 1 {
-			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, stdout.String(), stderr.String())
-		}
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			code := Main(context.Background(), append([]string{"plan"}, args...), &Env{Stdout: &stdout, Stderr: &stderr, Now: func() time.Time { return time.Date(2025, 11, 23, 20, 0, 0, 0, time.UTC) }})
+			if code != ExitUsage || stdout.Len() != 0 || strings.Count(stderr.String(), "\n") != 1 {
+				t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, stdout.String(), stderr.String())
+			}
+		})
 	}
 }

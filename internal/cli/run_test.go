@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/trailfill/trailfill/internal/archive"
+	"github.com/trailfill/trailfill/internal/awsconf"
 	"github.com/trailfill/trailfill/internal/backfill"
 	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/engine"
@@ -51,14 +52,16 @@ func TestRunBadInput(t *testing.T) {
 		{"unexpected argument", []string{"--start", start, "--end", end, "extra"}},
 	}
 	for _, c := range cases {
-		args := append([]string{"run"}, c.args...)
-		if !strings.Contains(strings.Join(c.args, " "), "--out") {
-			args = append(args, "--out", out)
-		}
-		code, stdout, stderr := d.run(t, args...)
-		if code != ExitUsage || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, c.want) {
-			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and one line containing %q", c.args, code, stdout, stderr, c.want)
-		}
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			args := append([]string{"run"}, c.args...)
+			if !strings.Contains(strings.Join(c.args, " "), "--out") {
+				args = append(args, "--out", out)
+			}
+			code, stdout, stderr := d.run(t, args...)
+			if code != ExitUsage || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, c.want) {
+				t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and one line containing %q", c.args, code, stdout, stderr, c.want)
+			}
+		})
 	}
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("bad input wrote %s", out)
@@ -89,7 +92,7 @@ func TestRunMatchesEngineOnly(t *testing.T) {
 	testkit.CheckArchive(t, store, testkit.Expect{Events: d.expected(parts...), Start: tfStart, End: tfEnd})
 
 	cfg := testkit.AWSConfig(t, d.emu, acctCentral)
-	clients := backfill.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, 1000)
+	clients := awsconf.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, 1000)
 	dstore, err := archive.NewLocalStore(direct)
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +177,7 @@ func (f *flakyInvoker) Invoke(ctx context.Context, res, fn string, payload json.
 	f.seen[st.Account+st.Region] = true
 	f.mu.Unlock()
 	if first {
-		return nil, &local.TaskError{Name: "PartitionError", Cause: `{"errorMessage":"transient","errorType":"PartitionError"}`}
+		return nil, &local.TaskError{Name: contract.ErrorPartition, Cause: `{"errorMessage":"transient","errorType":"PartitionError"}`}
 	}
 	return f.inner.Invoke(ctx, res, fn, payload)
 }
@@ -204,16 +207,17 @@ func TestStateMachineRetriesAndDeadlines(t *testing.T) {
 	cfg := testkit.AWSConfig(t, d.emu, acctCentral)
 	dir := t.TempDir()
 	store, _ := archive.NewLocalStore(dir)
-	// 120 pages at 40 requests/s take 3 s at least; each invocation reads for 0.7 s.
-	h := &backfill.Handler{Store: store, Clients: backfill.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, 40), Margin: 300 * time.Millisecond}
-	inv := &flakyInvoker{inner: deadlineInvoker{inner: handlerInvoker(h), budget: time.Second}, seen: map[string]bool{}}
-	m, err := localMachine()
+	// 120 pages at 40 requests/s take 3 s at least; each invocation reads for 0.9 s
+	// and has 0.6 s to write what it read.
+	h := &backfill.Handler{Store: store, Clients: awsconf.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, 40), Margin: 600 * time.Millisecond}
+	inv := &flakyInvoker{inner: deadlineInvoker{inner: backfill.LocalInvoker(h), budget: 1500 * time.Millisecond}, seen: map[string]bool{}}
+	m, err := backfill.LocalMachine()
 	if err != nil {
 		t.Fatal(err)
 	}
 	spec := rangeSpec{Start: tfStart, End: tfEnd, Window: engine.DefaultWindow, RoleName: contract.DefaultRoleName}
 	parts := []contract.Partition{{Account: acctCentral, Region: "us-east-1"}, {Account: acctMember, Region: "sa-east-1"}}
-	input, _ := json.Marshal(executionInput(spec, parts, store.String(), 2))
+	input, _ := json.Marshal(spec.input(parts, store.String(), 2))
 	clock := local.NewFakeClock(tfNow)
 	res, err := m.Execute(context.Background(), input, local.Options{Invoker: inv, Clock: clock})
 	if err != nil {

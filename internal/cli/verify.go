@@ -7,17 +7,13 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/trailfill/trailfill/internal/archive"
 	"github.com/trailfill/trailfill/internal/awsconf"
-	"github.com/trailfill/trailfill/internal/backfill"
 	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/validate"
 )
@@ -49,7 +45,7 @@ type VerifyTotals struct {
 	UnlistedObjects int   `json:"unlisted_objects"`
 }
 
-// cmdVerify checks the archive of a range, per partition and window:
+// verify checks the archive of a range, per partition and window (archive.VerifyPartitions):
 // archived (a manifest covers the window and every object it lists is there
 // with its recorded size and SHA-256), missing (no manifest covers it) or
 // corrupt (the manifest is unreadable, or an object is missing or changed).
@@ -63,24 +59,46 @@ type VerifyTotals struct {
 // archive and needs no AWS call but the archive's (a region with nothing
 // archived then goes unnoticed). The 90-day lookback does not apply: old
 // archives can be verified.
-func cmdVerify(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "verify", "--start T --end T [--out DIR|s3://bucket/prefix | --stack NAME] [--accounts A,B] [--regions R1,R2|all|archived] [--json]")
+func (t *tree) verify() *ffcli.Command {
 	var f rangeFlags
-	f.register(fs, "")
-	stack := fs.String("stack", stackFlag(env), "without --out: verify this deployed stack's archive ($"+contract.EnvStack+" sets the default)")
-	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
-	fs.Lookup("regions").Usage = "comma-separated regions; all (each account's enabled regions, as run resolves them); or archived (the regions with manifests in the archive: no AWS call but the archive's)"
-	fs.Lookup("out").Usage = "the archive: a local folder or s3://bucket/prefix (default: the stack's archive)"
-	fs.Lookup("org-id").Usage = "organization ID (o-...) of the layout AWSLogs/<o-id>/<account>/... (default: the manifests' own)"
-	fs.Lookup("rate").Usage = "not used by verify"
-	fs.Lookup("no-lookback-limit").Usage = "not needed by verify: archives of any age are verified"
-	fs.Lookup("window-minutes").Usage = "window length in minutes the archive was written with"
-	if err := parse(env, fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q: verify takes flags only", fs.Arg(0))
-	}
+	var stack string
+	var asJSON bool
+	var fs *flag.FlagSet
+	return t.add("trailfill", command{
+		name:       "verify",
+		shortUsage: "verify --start T --end T [--out DIR|s3://bucket/prefix | --stack NAME] [--accounts A,B] [--regions R1,R2|all|archived] [--json]",
+		shortHelp:  "Check every window of a range against the manifests and objects (SHA-256); exit 1 if anything is missing or changed.",
+		longHelp: `verify reads each window's manifest and every object it lists, and lists the day folders
+of the range for trail files no manifest lists. The archive is --out, or the stack's
+(--stack). --regions archived takes each account's regions from the archive's manifests
+and needs no AWS call but the archive's.
+
+Examples:
+  trailfill verify --start 2025-04-17T15:00:00Z --end 2025-04-19T00:00:00Z --out ./archive --regions archived
+  trailfill verify --start 2025-04-17T15:00:00Z --end 2025-04-19T00:00:00Z --accounts 111111111111 --json`,
+		flags: func(set *flag.FlagSet) {
+			fs = set
+			f.register(fs, "")
+			fs.StringVar(&stack, "stack", stackDefault(t.env), "without --out: verify this deployed stack's archive ($"+contract.EnvStack+" sets the default)")
+			fs.BoolVar(&asJSON, "json", false, "print the report as JSON on stdout")
+			fs.Lookup("regions").Usage = "comma-separated regions; all (each account's enabled regions, as run resolves them); or archived (the regions with manifests in the archive: no AWS call but the archive's)"
+			fs.Lookup("out").Usage = "the archive: a local folder or s3://bucket/prefix (default: the stack's archive)"
+			fs.Lookup("org-id").Usage = "organization ID (o-...) of the layout AWSLogs/<o-id>/<account>/... (default: the manifests' own)"
+			fs.Lookup("rate").Usage = "not used by verify"
+			fs.Lookup("no-lookback-limit").Usage = "not needed by verify: archives of any age are verified"
+			fs.Lookup("window-minutes").Usage = "window length in minutes the archive was written with"
+		},
+		exec: func(ctx context.Context, args []string) error {
+			if err := noArgs("verify", args); err != nil {
+				return err
+			}
+			return t.verifyExec(ctx, fs, f, stack, asJSON)
+		},
+	})
+}
+
+func (t *tree) verifyExec(ctx context.Context, fs *flag.FlagSet, f rangeFlags, stack string, asJSON bool) error {
+	env := t.env
 	archived := f.regions == regionsArchived
 	if archived {
 		f.regions = "all"
@@ -91,26 +109,20 @@ func cmdVerify(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if f.out == "" {
-		if err := checkStackName(*stack); err != nil {
+		if err := checkStackName(stack); err != nil {
 			return err
 		}
 	}
-
-	// AWS is needed for S3, the stack, the caller's account or --regions all.
-	var cfg aws.Config
-	var cfgErr error
-	var cfgOnce sync.Once
-	awsCfg := func() (aws.Config, error) {
-		cfgOnce.Do(func() { cfg, cfgErr = awsconf.Load(ctx, spec.Profile) })
-		return cfg, cfgErr
-	}
+	// AWS is needed for S3, the stack, the caller's account or --regions
+	// all; deps loads the configuration only then.
+	t.deps.profile = spec.Profile
 	roleName := spec.RoleName
 	if f.out == "" {
-		c, err := awsCfg()
+		cfn, region, err := t.deps.CloudFormation(ctx, "")
 		if err != nil {
 			return err
 		}
-		dep, err := readDeployment(ctx, cloudformation.NewFromConfig(c), *stack, c.Region)
+		dep, err := readDeployment(ctx, cfn, stack, region)
 		if err != nil {
 			return err
 		}
@@ -118,19 +130,11 @@ func cmdVerify(ctx context.Context, env *Env, args []string) error {
 			return usagef("stack %s names no archive: pass --out s3://bucket/prefix", dep.Stack)
 		}
 		spec.Dest = dep.Archive
-		if dep.ReadRoleName != "" && !flagSet(fs, "role-name") {
+		if dep.ReadRoleName != "" && !flagGiven(fs, "role-name") {
 			roleName = dep.ReadRoleName
 		}
 	}
-	var s3c archive.S3API
-	if spec.Dest.IsS3() {
-		c, err := awsCfg()
-		if err != nil {
-			return err
-		}
-		s3c = awsconf.NewS3(c)
-	}
-	store, err := archive.Open(spec.Dest, s3c, archive.S3Options{})
+	store, err := t.deps.Store(ctx, spec.Dest, archive.S3Options{})
 	if err != nil {
 		return err
 	}
@@ -144,15 +148,14 @@ func cmdVerify(ctx context.Context, env *Env, args []string) error {
 			}
 		}
 	default:
-		c, err := awsCfg()
+		clients, err := t.deps.Clients(ctx, roleName, spec.Rate)
 		if err != nil {
 			return err
 		}
-		clients := backfill.NewClients(c, sts.NewFromConfig(c), roleName, spec.Rate)
 		if archived {
 			parts, err = archivedPartitions(ctx, store, spec, clients)
 		} else {
-			parts, err = resolvePartitions(ctx, spec, c, clients)
+			parts, err = clients.Partitions(ctx, spec.Accounts, spec.Regions)
 		}
 		if err != nil {
 			if len(spec.Regions) == 0 && !archived {
@@ -166,7 +169,7 @@ func cmdVerify(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		b, err := json.MarshalIndent(report, "", "  ")
 		if err != nil {
 			return fmt.Errorf("encode the report: %w", err)
@@ -175,40 +178,29 @@ func cmdVerify(ctx context.Context, env *Env, args []string) error {
 	} else {
 		printVerifyTable(env, report)
 	}
-	t := report.Totals
+	tot := report.Totals
 	if !report.Complete {
 		what := []string{}
-		if t.Missing > 0 {
-			what = append(what, fmt.Sprintf("%d missing", t.Missing))
+		if tot.Missing > 0 {
+			what = append(what, fmt.Sprintf("%d missing", tot.Missing))
 		}
-		if t.Corrupt > 0 {
-			what = append(what, fmt.Sprintf("%d corrupt", t.Corrupt))
+		if tot.Corrupt > 0 {
+			what = append(what, fmt.Sprintf("%d corrupt", tot.Corrupt))
 		}
 		fix := "start the same backfill again to archive the missing windows"
-		if t.Corrupt > 0 {
+		if tot.Corrupt > 0 {
 			fix += "; for corrupt windows delete their manifests first (listed above), then start again"
 		}
-		return failedError{fmt.Sprintf("archive incomplete: %s of %d window(s) in %d partition(s): %s", strings.Join(what, " and "), t.Windows, t.Partitions, fix)}
+		return failedError{fmt.Sprintf("archive incomplete: %s of %d window(s) in %d partition(s): %s", strings.Join(what, " and "), tot.Windows, tot.Partitions, fix)}
 	}
 	fmt.Fprintf(env.Stderr, "trailfill: archive complete: %d window(s) in %d partition(s), %d events in %d objects, every SHA-256 matches\n",
-		t.Windows, t.Partitions, t.Events, t.Objects)
+		tot.Windows, tot.Partitions, tot.Events, tot.Objects)
 	return nil
-}
-
-// flagSet reports whether the flag was given on the command line.
-func flagSet(fs *flag.FlagSet, name string) bool {
-	found := false
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == name {
-			found = true
-		}
-	})
-	return found
 }
 
 // archivedPartitions is --accounts (or the caller's account) x the regions
 // that have manifests under trailfill/manifests/<account>/.
-func archivedPartitions(ctx context.Context, store archive.Store, spec rangeSpec, clients *backfill.Clients) ([]contract.Partition, error) {
+func archivedPartitions(ctx context.Context, store archive.Store, spec rangeSpec, clients *awsconf.Clients) ([]contract.Partition, error) {
 	accounts := spec.Accounts
 	if len(accounts) == 0 {
 		caller, err := clients.CallerAccount(ctx)

@@ -81,7 +81,7 @@ func TestVerifyBadInput(t *testing.T) {
 		{"--regions archived: the archive " + mustAbs(t, dir) + " holds no manifests of account 111111111111", verify(rangeArgs("--out", dir, "--regions", "archived")...)},
 		{"unexpected argument \"x\"", verify(append(rangeArgs("--out", dir), "x")...)},
 	} {
-		d.wantUsage(t, tc.want, tc.args...)
+		t.Run(tc.want, func(t *testing.T) { d.wantUsage(t, tc.want, tc.args...) })
 	}
 }
 
@@ -102,7 +102,7 @@ func TestWatchBadInput(t *testing.T) {
 		{"execution " + missing + " does not exist", []string{"watch", "missing", "--interval", "1s"}},
 		{"stack nope does not exist", []string{"watch", "--stack", "nope", "some-name"}},
 	} {
-		d.wantUsage(t, tc.want, tc.args...)
+		t.Run(tc.want, func(t *testing.T) { d.wantUsage(t, tc.want, tc.args...) })
 	}
 	// Help is not an error.
 	code, _, stderr := d.run(t, "watch", "-h")

@@ -4,151 +4,158 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
+	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/schollz/progressbar/v3"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/trailfill/trailfill/internal/archive"
 	"github.com/trailfill/trailfill/internal/awsconf"
+	"github.com/trailfill/trailfill/internal/backfill"
+	"github.com/trailfill/trailfill/internal/clock"
 	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/engine"
-	"github.com/trailfill/trailfill/statemachine/local"
 )
 
-// cmdWatch follows an execution of the deployed state machine until it ends.
+// defaultScanInterval is how often watch reads the archive's manifests.
+const defaultScanInterval = time.Minute
+
+// watch follows an execution of the deployed state machine until it ends.
 //
 // Each poll costs one DescribeExecution and one DescribeMapRun (ListMapRuns
 // until the Map Run exists). Progress in windows and events comes from the
-// archive's manifests: each poll lists the manifests of the partitions that
-// are not complete yet (one LIST per 1,000 manifests) and reads each new
-// manifest once, so over a whole watch every manifest is read once and a
-// finished partition costs nothing more.
-func cmdWatch(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "watch", "EXECUTION [--stack NAME] [--interval 5s]")
-	stack := fs.String("stack", stackFlag(env), "the deployed trailfill stack: resolves an execution name and locates the archive for progress ($"+contract.EnvStack+" sets the default)")
-	interval := fs.Duration("interval", 5*time.Second, "how often to poll the execution")
-	profile := fs.String("profile", "", "AWS shared-config profile (default: AWS_PROFILE or default)")
-	// Flags may come before or after EXECUTION.
-	var pos []string
-	rest := args
-	for {
-		if err := parse(env, fs, rest); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
-	}
-	if len(pos) == 0 {
-		return usagef("missing EXECUTION: give the execution ARN (or name) that trailfill start printed")
-	}
-	if len(pos) > 1 {
-		return usagef("unexpected argument %q: watch follows one execution", pos[1])
-	}
-	exec := pos[0]
-	if *interval <= 0 {
-		return usagef("--interval %s: give a positive duration such as 5s", *interval)
-	}
-	if err := checkStackName(*stack); err != nil {
-		return err
-	}
+// archive's manifests, read far less often: on the first poll, then every
+// --scan-interval (a whole number of polls), and on the last
+// (backfill.ArchiveProgress: one LIST per 1,000 manifests of each partition
+// not complete yet, and one GET per manifest over the whole watch).
+func (t *tree) watch() *ffcli.Command {
+	var stack, profile string
+	var interval, scanInterval time.Duration
+	var fs *flag.FlagSet
+	return t.add("trailfill", command{
+		name:       "watch",
+		shortUsage: "watch EXECUTION [--stack NAME] [--interval 5s] [--scan-interval 1m]",
+		shortHelp:  "Follow an execution (Map Run counters, windows and events archived, ETA); the exit code is its outcome.",
+		longHelp: `EXECUTION is the execution ARN trailfill start printed, or its name (resolved against the
+state machine of --stack). The execution is polled every --interval; the archive's
+manifests are read every --scan-interval (and at the start and the end), which keeps
+the S3 requests of a long watch low (docs/deploy.md section 8).
+Exit code: 0 when the execution succeeded, 1 otherwise.
+
+Examples:
+  trailfill watch arn:aws:states:eu-west-1:111122223333:execution:trailfill-backfill:tf-111122223333-20250417T0000Z-20250420T0000Z-20251123T201500Z
+  trailfill watch tf-111122223333-20250417T0000Z-20250420T0000Z-20251123T201500Z --interval 30s`,
+		flags: func(set *flag.FlagSet) {
+			fs = set
+			fs.StringVar(&stack, "stack", stackDefault(t.env), "the deployed trailfill stack: resolves an execution name and locates the archive for progress ($"+contract.EnvStack+" sets the default)")
+			fs.DurationVar(&interval, "interval", 5*time.Second, "how often to poll the execution")
+			fs.DurationVar(&scanInterval, "scan-interval", defaultScanInterval, "how often to read the archive's manifests for progress (at least --interval)")
+			fs.StringVar(&profile, "profile", "", "AWS shared-config profile (default: AWS_PROFILE or default)")
+		},
+		exec: func(ctx context.Context, args []string) error {
+			// Flags may come before or after EXECUTION.
+			pos, err := parseInterspersed(fs, args)
+			if err != nil {
+				return err
+			}
+			if len(pos) == 0 {
+				return usagef("missing EXECUTION: give the execution ARN (or name) that trailfill start printed")
+			}
+			if len(pos) > 1 {
+				return usagef("unexpected argument %q: watch follows one execution", pos[1])
+			}
+			if interval <= 0 {
+				return usagef("--interval %s: give a positive duration such as 5s", interval)
+			}
+			if scanInterval < interval {
+				return usagef("--scan-interval %s: give at least --interval (%s)", scanInterval, interval)
+			}
+			if err := checkStackName(stack); err != nil {
+				return err
+			}
+			t.deps.profile = profile
+			return t.watchExec(ctx, pos[0], stack, interval, scanInterval)
+		},
+	})
+}
+
+func (t *tree) watchExec(ctx context.Context, exec, stack string, interval, scanInterval time.Duration) error {
+	var ref awsconf.ExecutionARN
 	isArn := strings.HasPrefix(exec, "arn:")
 	if isArn {
-		if _, ok := parseExecutionArn(exec); !ok {
-			return usagef("%q is not an execution ARN (arn:aws:states:<region>:<account>:execution:<state machine>:<name>): give the ARN trailfill start printed", exec)
+		var err error
+		if ref, err = awsconf.ParseExecutionARN(exec); err != nil {
+			return usagef("%w: give the ARN trailfill start printed", err)
 		}
 	} else if !validExecutionRef(exec) {
 		return usagef("%q is neither an execution ARN nor an execution name: give what trailfill start printed", exec)
 	}
-
-	cfg, err := awsconf.Load(ctx, *profile)
+	cfn, region, err := t.deps.CloudFormation(ctx, ref.Region)
 	if err != nil {
 		return err
 	}
-	if isArn {
-		cfg.Region = mustRegion(exec, cfg.Region)
-	}
-	dep, derr := readDeployment(ctx, cloudformation.NewFromConfig(cfg), *stack, cfg.Region)
-	arn := exec
+	dep, derr := readDeployment(ctx, cfn, stack, region)
 	if !isArn {
 		if derr != nil {
 			return derr
 		}
-		arn = executionArnOf(dep.StateMachineArn, exec)
+		ref = dep.StateMachine.Execution(exec)
 	}
-	w := newWatcher(env, sfn.NewFromConfig(cfg), dep, cfg, *interval)
+	client, err := t.deps.StepFunctions(ctx, ref.Region)
+	if err != nil {
+		return err
+	}
+	var w *watcher
 	switch {
 	case derr != nil:
-		w.note = fmt.Sprintf("archive progress not shown: %v", oneLine(derr.Error()))
-	case stateMachineOf(arn) != dep.StateMachineArn:
-		w.store, w.note = nil, fmt.Sprintf("archive progress not shown: the execution does not belong to stack %s (pass --stack)", dep.Stack)
+		w = &watcher{env: t.env, sfn: client, interval: interval, scanEvery: scanEvery(interval, scanInterval),
+			note: fmt.Sprintf("archive progress not shown: %v", oneLine(derr.Error()))}
+	case ref.StateMachine() != dep.StateMachine:
+		w = &watcher{env: t.env, sfn: client, interval: interval, scanEvery: scanEvery(interval, scanInterval),
+			note: fmt.Sprintf("archive progress not shown: the execution does not belong to stack %s (pass --stack)", dep.Stack)}
+	default:
+		if w, err = t.newWatcher(ctx, client, dep, interval, scanInterval); err != nil {
+			return err
+		}
 	}
-	return w.watch(ctx, arn)
+	return w.watch(ctx, ref.String())
 }
 
-// executionArnParts is a parsed execution ARN.
-type executionArnParts struct{ Region, Machine, Name string }
-
-func parseExecutionArn(arn string) (executionArnParts, bool) {
-	p := strings.Split(arn, ":")
-	if len(p) != 8 || p[0] != "arn" || !strings.HasPrefix(p[1], "aws") || p[2] != "states" || p[3] == "" || len(p[4]) != 12 || p[5] != "execution" || p[6] == "" || p[7] == "" {
-		return executionArnParts{}, false
-	}
-	return executionArnParts{Region: p[3], Machine: p[6], Name: p[7]}, true
-}
-
-// stateMachineOf is the ARN of an execution's state machine.
-func stateMachineOf(executionArn string) string {
-	i := strings.LastIndex(executionArn, ":")
-	if i < 0 {
-		return ""
-	}
-	return strings.Replace(executionArn[:i], ":execution:", ":stateMachine:", 1)
-}
-
-// validExecutionRef accepts what Step Functions accepts as an execution name.
-func validExecutionRef(n string) bool {
-	if n == "" || len([]rune(n)) > maxExecutionName {
-		return false
-	}
-	return !strings.ContainsAny(n, " \t\r\n<>{}[]?*\"#%\\^|~`$&,;:/")
+// scanEvery is the number of polls between manifest scans.
+func scanEvery(interval, scanInterval time.Duration) int {
+	return max(1, int((scanInterval+interval-1)/interval))
 }
 
 // watcher follows one execution.
 type watcher struct {
-	env      *Env
-	sfn      StepFunctionsAPI
-	store    archive.Store // nil: no archive progress
-	note     string        // why store is nil, if it matters
-	interval time.Duration
-	stack    string
+	env       *Env
+	sfn       StepFunctionsAPI
+	store     archive.Store // nil: no archive progress
+	note      string        // why store is nil, if it matters
+	interval  time.Duration
+	scanEvery int         // polls between manifest scans (1: every poll)
+	clock     clock.Clock // nil: real time
 }
 
-func newWatcher(env *Env, client StepFunctionsAPI, dep *deployment, cfg aws.Config, interval time.Duration) *watcher {
-	w := &watcher{env: env, sfn: client, interval: interval}
-	if dep != nil {
-		w.stack = dep.Stack
-		if dep.Archive.IsS3() {
-			store, err := archive.Open(dep.Archive, awsconf.NewS3(cfg), archive.S3Options{})
-			if err == nil {
-				w.store = store
-			}
-		} else {
-			w.note = fmt.Sprintf("archive progress not shown: stack %s names no archive", dep.Stack)
-		}
+func (t *tree) newWatcher(ctx context.Context, client StepFunctionsAPI, dep *deployment, interval, scanInterval time.Duration) (*watcher, error) {
+	w := &watcher{env: t.env, sfn: client, interval: interval, scanEvery: scanEvery(interval, scanInterval)}
+	if !dep.Archive.IsS3() {
+		w.note = fmt.Sprintf("archive progress not shown: stack %s names no archive", dep.Stack)
+		return w, nil
 	}
-	return w
+	store, err := t.deps.Store(ctx, dep.Archive, archive.S3Options{})
+	if err != nil {
+		return nil, err
+	}
+	w.store = store
+	return w, nil
 }
 
 // snapshot is what one poll saw.
@@ -192,13 +199,17 @@ func (s snapshot) describe() string {
 // SUCCEEDED, failedError (exit 1) otherwise.
 func (w *watcher) watch(ctx context.Context, arn string) error {
 	env := w.env
+	wait := w.clock
+	if wait == nil {
+		wait = clock.System{}
+	}
 	desc, err := w.describe(ctx, arn)
 	if err != nil {
 		return err
 	}
 	name := aws.ToString(desc.Name)
 	var in contract.ExecutionInput
-	var scan *archiveScanner
+	var scan *backfill.ArchiveProgress
 	var total int64
 	if json.Unmarshal([]byte(aws.ToString(desc.Input)), &in) == nil && len(in.Partitions) > 0 {
 		start, serr := time.Parse(time.RFC3339, in.Start)
@@ -211,7 +222,7 @@ func (w *watcher) watch(ctx context.Context, arn string) error {
 			total = int64(archive.CountWindows(start, end, window) * len(in.Partitions))
 			fmt.Fprintf(env.Stderr, "trailfill: watching %s: %s .. %s, %d partition(s), %d window(s)\n", name, in.Start, in.End, len(in.Partitions), total)
 			if w.store != nil {
-				scan = newArchiveScanner(w.store, in.Partitions, start, end, window)
+				scan = backfill.NewArchiveProgress(w.store, in.Partitions, start, end, window)
 			}
 		}
 	}
@@ -226,8 +237,11 @@ func (w *watcher) watch(ctx context.Context, arn string) error {
 	began := time.Now()
 	var mapRunArn string
 	var first *snapshot
-	for {
-		snap := snapshot{status: string(desc.Status), windowsTotal: total, events: -1}
+	windowsDone, events := int64(0), int64(-1)
+	every := max(1, w.scanEvery)
+	for poll := 0; ; poll++ {
+		running := desc.Status == sfntypes.ExecutionStatusRunning || desc.Status == sfntypes.ExecutionStatusPendingRedrive
+		snap := snapshot{status: string(desc.Status), windowsTotal: total}
 		if mapRunArn == "" {
 			mapRunArn = w.findMapRun(ctx, arn)
 		}
@@ -236,34 +250,34 @@ func (w *watcher) watch(ctx context.Context, arn string) error {
 				snap.items = mr.ItemCounts
 			}
 		}
-		if scan != nil {
-			done, events, err := scan.scan(ctx)
+		if scan != nil && (poll%every == 0 || !running) {
+			done, n, err := scan.Scan(ctx)
 			if err != nil {
 				fmt.Fprintf(env.Stderr, "  archive progress not shown: reading the manifests failed (grant s3:ListBucket and s3:GetObject on the archive): %s\n", oneLine(err.Error()))
 				scan = nil
 			} else {
-				snap.windowsDone, snap.events = done, events
+				windowsDone, events = done, n
 			}
 		}
+		snap.windowsDone, snap.events = windowsDone, events
 		if scan == nil {
-			snap.windowsTotal = 0
+			snap.windowsTotal, snap.events = 0, -1
 		}
 		if first == nil {
 			first = &snap
 		}
-		running := desc.Status == sfntypes.ExecutionStatusRunning || desc.Status == sfntypes.ExecutionStatusPendingRedrive
 		d.show(snap, eta(*first, snap, time.Since(began)), !running)
 		if !running {
 			break
 		}
-		if err := (local.SystemClock{}).Sleep(ctx, w.interval); err != nil {
+		if err := wait.Sleep(ctx, w.interval); err != nil {
 			return failedError{fmt.Sprintf("stopped watching; the execution continues: trailfill watch %s", arn)}
 		}
 		if desc, err = w.describe(ctx, arn); err != nil {
 			return err
 		}
 	}
-	return w.outcome(ctx, desc)
+	return w.outcome(desc)
 }
 
 func (w *watcher) describe(ctx context.Context, arn string) (*sfn.DescribeExecutionOutput, error) {
@@ -292,7 +306,7 @@ func (w *watcher) findMapRun(ctx context.Context, arn string) string {
 }
 
 // outcome prints how the execution ended and returns its exit status.
-func (w *watcher) outcome(ctx context.Context, desc *sfn.DescribeExecutionOutput) error {
+func (w *watcher) outcome(desc *sfn.DescribeExecutionOutput) error {
 	env := w.env
 	took := ""
 	if desc.StartDate != nil && desc.StopDate != nil {
@@ -300,10 +314,7 @@ func (w *watcher) outcome(ctx context.Context, desc *sfn.DescribeExecutionOutput
 	}
 	name := aws.ToString(desc.Name)
 	if desc.Status == sfntypes.ExecutionStatusSucceeded {
-		var out struct {
-			Partitions []contract.PartitionSummary `json:"partitions"`
-			Events     int64                       `json:"events"`
-		}
+		var out contract.ExecutionOutput
 		if json.Unmarshal([]byte(aws.ToString(desc.Output)), &out) != nil || out.Partitions == nil {
 			fmt.Fprintf(env.Stderr, "trailfill: execution %s succeeded%s\n", name, took)
 			return nil
@@ -414,98 +425,4 @@ func (d *display) show(s snapshot, eta string, final bool) {
 	} else if final {
 		fmt.Fprintf(d.env.Stderr, "%s, %s\n", strings.ToLower(s.status), s.describe())
 	}
-}
-
-// archiveScanner counts the windows and events of a backfill found in the
-// archive's manifests, reading each manifest once and listing only the
-// partitions that are not complete yet.
-type archiveScanner struct {
-	store   archive.Store
-	parts   []contract.Partition
-	windows map[int64]archive.Window // by aligned start
-	from    time.Time
-	to      time.Time
-
-	mu    sync.Mutex
-	state map[contract.Partition]*partitionScan
-}
-
-type partitionScan struct {
-	counted map[string]bool // manifests counted
-	windows int64
-	events  int64
-	done    bool
-}
-
-func newArchiveScanner(store archive.Store, parts []contract.Partition, start, end time.Time, window time.Duration) *archiveScanner {
-	a := &archiveScanner{store: store, parts: parts, windows: map[int64]archive.Window{}, state: map[contract.Partition]*partitionScan{}}
-	ws := archive.Windows(start, end, window)
-	for _, w := range ws {
-		a.windows[w.Start.Unix()] = w
-	}
-	if len(ws) > 0 {
-		a.from, a.to = ws[0].Start, ws[len(ws)-1].Start
-	}
-	for _, p := range parts {
-		a.state[p] = &partitionScan{counted: map[string]bool{}}
-	}
-	return a
-}
-
-// scan returns the windows archived and the events they hold, over all
-// partitions.
-func (a *archiveScanner) scan(ctx context.Context) (windows, events int64, err error) {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
-	for _, p := range a.parts {
-		a.mu.Lock()
-		st := a.state[p]
-		done := st.done
-		a.mu.Unlock()
-		if done {
-			continue
-		}
-		g.Go(func() error { return a.scanPartition(gctx, p, st) })
-	}
-	if err := g.Wait(); err != nil {
-		return 0, 0, err
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, st := range a.state {
-		windows += st.windows
-		events += st.events
-	}
-	return windows, events, nil
-}
-
-func (a *archiveScanner) scanPartition(ctx context.Context, p contract.Partition, st *partitionScan) error {
-	keys, err := archive.ManifestKeys(ctx, a.store, archive.ManifestPrefix(p.Account, p.Region), a.from, a.to.Add(time.Second))
-	if err != nil {
-		return err
-	}
-	a.mu.Lock()
-	for ws, k := range keys {
-		if _, ok := a.windows[ws]; !ok || st.counted[k] {
-			delete(keys, ws)
-		}
-	}
-	a.mu.Unlock()
-	ms, err := archive.ReadManifests(ctx, a.store, keys, archive.DecodeCloudTrailManifest)
-	if err != nil {
-		return err
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for ws, m := range ms {
-		w := a.windows[ws]
-		if !m.Covers(w.From, w.To) {
-			continue // a narrower earlier run: read it again when it is rewritten
-		}
-		st.counted[keys[ws]] = true
-		st.windows++
-		st.events += int64(m.Events)
-	}
-	st.done = st.windows == int64(len(a.windows))
-	return nil
 }

@@ -97,8 +97,12 @@ const (
 
 // Error names. ErrorPartition is the error type the backfill Lambda reports
 // for a failed partition (the Step Functions error name of its Task);
-// ErrorPartitionsFailed is the Fail state's error when any partition failed.
+// ErrorInvalidInvocation for a payload that is not an Invocation;
+// ErrorFunction for any other failure of the function. ErrorPartitionsFailed
+// is the Fail state's error when any partition failed.
 const (
-	ErrorPartition        = "PartitionError"
-	ErrorPartitionsFailed = "trailfill.PartitionsFailed"
+	ErrorPartition         = "PartitionError"
+	ErrorInvalidInvocation = "trailfill.InvalidInvocation"
+	ErrorFunction          = "trailfill.FunctionError"
+	ErrorPartitionsFailed  = "trailfill.PartitionsFailed"
 )

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
+	"github.com/trailfill/trailfill/internal/awsconf"
 	"github.com/trailfill/trailfill/internal/emulator"
 	"github.com/trailfill/trailfill/statemachine/local"
 )
@@ -162,9 +163,9 @@ func (r *rie) Invoker() *local.LambdaInvoker {
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDRIE", "rie-ignores-signatures", ""),
 		BaseEndpoint: aws.String(r.URL),
 		// A fast local server makes the SDK's request-body race likely
-		// (emulator.NewHTTPClient): an invocation must not fail, or be sent
+		// (awsconf.NewHTTPClient): an invocation must not fail, or be sent
 		// twice, for that.
-		HTTPClient: emulator.NewHTTPClient(nil),
+		HTTPClient: awsconf.NewHTTPClient(),
 	})
 	return &local.LambdaInvoker{Client: client, Emulator: true}
 }

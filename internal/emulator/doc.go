@@ -94,8 +94,8 @@
 //     (400 BadDigest on mismatch), stores it and returns it from GetObject
 //     and HeadObject, where the SDK validates it. No
 //     RequestChecksumCalculation setting is needed for gofakes3.
-//   - Use [NewHTTPClient] (or its [BodyRaceTransport]) as the SDK's HTTP
-//     client. Without it, a fast local server triggers a smithy-go/net/http
+//   - Use awsconf.Build's configuration, or awsconf.NewHTTPClient as the
+//     SDK's HTTP client of a hand-built aws.Config. Without it, a fast local server triggers a smithy-go/net/http
 //     race that fails about one call in a few hundred with "use of closed
 //     network connection" after a 200 answer, or, with retries on, silently
 //     sends the request twice.

@@ -20,6 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+
+	"github.com/trailfill/trailfill/internal/awsconf"
 )
 
 const (
@@ -56,7 +58,7 @@ func awsConfig(s *Server, acct, region string) aws.Config {
 		Credentials:  credentials.NewStaticCredentialsProvider(ak, sk, ""),
 		BaseEndpoint: aws.String(s.URL()),
 		Retryer:      func() aws.Retryer { return aws.NopRetryer{} },
-		HTTPClient:   NewHTTPClient(nil),
+		HTTPClient:   awsconf.NewHTTPClient(),
 
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenSupported,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenSupported,

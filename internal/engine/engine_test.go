@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/trailfill/trailfill/internal/archive"
-	"github.com/trailfill/trailfill/internal/backfill"
+	"github.com/trailfill/trailfill/internal/awsconf"
 	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/emulator"
 	"github.com/trailfill/trailfill/internal/engine"
@@ -30,7 +30,7 @@ const (
 // fixture is an emulator, clients as the caller account, and an archive.
 type fixture struct {
 	emu     *emulator.Server
-	clients *backfill.Clients
+	clients *awsconf.Clients
 	store   archive.Store
 }
 
@@ -47,7 +47,7 @@ func newFixture(t *testing.T, cfg emulator.Config, rate float64) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{emu: emu, clients: backfill.NewClients(awsCfg, sts.NewFromConfig(awsCfg), roleFor, rate), store: store}
+	return &fixture{emu: emu, clients: awsconf.NewClients(awsCfg, sts.NewFromConfig(awsCfg), roleFor, rate), store: store}
 }
 
 func (f *fixture) run(t *testing.T, account, region string, start, end time.Time, mut func(*engine.Config, *engine.Job)) (engine.Result, error) {

@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
-	"github.com/trailfill/trailfill/internal/backfill"
+	"github.com/trailfill/trailfill/internal/awsconf"
 	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/emulator"
 	"github.com/trailfill/trailfill/internal/pace"
@@ -22,7 +22,7 @@ func TestEveryAttemptIsPaced(t *testing.T) {
 	emu := testkit.StartEmulator(t, emulator.Config{Rate: 50, Burst: 1, FaultRate: 0.1, Seed: 3})
 	emu.AddAccount("111111111111")
 	cfg := testkit.AWSConfig(t, emu, "111111111111")
-	clients := backfill.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, 60) // above the bucket: throttling too
+	clients := awsconf.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, 60) // above the bucket: throttling too
 	client, lim, err := clients.LookupClient(context.Background(), "111111111111", "us-east-1")
 	if err != nil {
 		t.Fatal(err)

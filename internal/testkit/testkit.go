@@ -18,8 +18,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/trailfill/trailfill/internal/archive"
 	"github.com/trailfill/trailfill/internal/awsconf"
@@ -170,25 +168,21 @@ func StartEmulator(t testing.TB, cfg emulator.Config) *emulator.Server {
 	return emu
 }
 
-// AWSConfig is an SDK configuration for the emulator as the caller account.
+// AWSConfig is an SDK configuration for the emulator as the caller account,
+// built as the product builds its own (awsconf.Build: the same retryer and
+// HTTP stack), with the caller's static credentials and the emulator as the
+// endpoint of every service.
 func AWSConfig(t testing.TB, emu *emulator.Server, caller string) aws.Config {
 	t.Helper()
 	akid, secret := emu.CallerCredentials(caller)
-	cfg, err := config.LoadDefaultConfig(context.Background(),
-		config.WithRegion("us-east-1"),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(akid, secret, "")),
-		config.WithBaseEndpoint(emu.URL()),
-		config.WithSharedConfigFiles([]string{}),
-		config.WithSharedCredentialsFiles([]string{}),
-		config.WithRetryer(func() aws.Retryer { return awsconf.StandardRetryer() }),
-	)
+	cfg, err := awsconf.Build(context.Background(), awsconf.Options{
+		Region:            "us-east-1",
+		StaticCredentials: &awsconf.StaticCredentials{AccessKeyID: akid, SecretAccessKey: secret},
+		BaseEndpoint:      emu.URL(),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Tests count requests exactly: avoid the SDK's request-body race against a
-	// fast local server, which makes a retried (second) request. Set after
-	// loading, as AWS_CA_BUNDLE needs the SDK's own buildable client.
-	cfg.HTTPClient = emulator.NewHTTPClient(nil)
 	return cfg
 }
 

@@ -70,17 +70,28 @@ func RoleName(n string) error {
 	return nil
 }
 
-// Time parses an RFC 3339 time for the named flag.
+// Time parses an RFC 3339 time for the named flag, in whole seconds (the
+// resolution of CloudTrail event times).
 func Time(flag, s string) (time.Time, error) {
+	t, err := Instant(flag, s)
+	if err != nil {
+		return t, err
+	}
+	if t.Nanosecond() != 0 {
+		return time.Time{}, fmt.Errorf("invalid --%s %q: CloudTrail event times are whole seconds", flag, s)
+	}
+	return t, nil
+}
+
+// Instant parses an RFC 3339 time for the named flag, fractions of a second
+// allowed (GitLab's times have milliseconds), in UTC.
+func Instant(flag, s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, fmt.Errorf("missing --%s: give an RFC 3339 time such as 2025-04-17T15:00:00Z", flag)
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("invalid --%s %q: use RFC 3339, e.g. 2025-04-17T15:00:00Z", flag, s)
-	}
-	if t.Nanosecond() != 0 {
-		return time.Time{}, fmt.Errorf("invalid --%s %q: CloudTrail event times are whole seconds", flag, s)
 	}
 	return t.UTC(), nil
 }

@@ -19,11 +19,12 @@ import (
 	"github.com/trailfill/trailfill/internal/emulator"
 	"github.com/trailfill/trailfill/internal/gitlab"
 	"github.com/trailfill/trailfill/internal/gitlab/gitlabemu"
+	"github.com/trailfill/trailfill/statemachine/local"
 )
 
 const apiToken = "glpat-cli-test-0123456789"
 
-var now = time.Date(2025, 3, 10, 0, 0, 0, 0, time.UTC)
+var glNow = time.Date(2025, 3, 10, 0, 0, 0, 0, time.UTC)
 
 type syncBuffer struct {
 	mu sync.Mutex
@@ -42,15 +43,20 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func noSleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }
-
-func env(stdout, stderr io.Writer, vars map[string]string) *Env {
+// gitlabEnv is the environment of a gitlab command: its backoff waits
+// advance a fake clock instead of taking time.
+func gitlabEnv(stdout, stderr io.Writer, vars map[string]string) *Env {
 	return &Env{
 		Stdout: stdout, Stderr: stderr,
 		Getenv: func(k string) string { return vars[k] },
-		Now:    func() time.Time { return now },
-		Sleep:  noSleep,
+		Now:    func() time.Time { return glNow },
+		Clock:  local.NewFakeClock(glNow),
 	}
+}
+
+// runGitlab runs `trailfill gitlab <args>`.
+func runGitlab(ctx context.Context, e *Env, args ...string) int {
+	return Main(ctx, append([]string{"gitlab"}, args...), e)
 }
 
 // files lists every file under root (relative paths).
@@ -110,9 +116,9 @@ func TestUsageErrors(t *testing.T) {
 		{with("--instance"), map[string]string{contract.EnvGitLabToken: apiToken}, "exactly one of"},
 		{with("--project", "a/b"), map[string]string{contract.EnvGitLabToken: apiToken}, "exactly one of"},
 		{replace("--group", "/abs"), map[string]string{contract.EnvGitLabToken: apiToken}, "invalid group"},
-		{drop("--start"), map[string]string{contract.EnvGitLabToken: apiToken}, "--start is required"},
-		{replace("--start", "2025-03-01"), map[string]string{contract.EnvGitLabToken: apiToken}, "not an RFC 3339 time"},
-		{replace("--end", "2025-02-01T00:00:00Z"), map[string]string{contract.EnvGitLabToken: apiToken}, "must be after --start"},
+		{drop("--start"), map[string]string{contract.EnvGitLabToken: apiToken}, "missing --start"},
+		{replace("--start", "2025-03-01"), map[string]string{contract.EnvGitLabToken: apiToken}, "invalid --start"},
+		{replace("--end", "2025-02-01T00:00:00Z"), map[string]string{contract.EnvGitLabToken: apiToken}, "is not before --end"},
 		{replace("--end", "2025-04-01T00:00:00Z"), map[string]string{contract.EnvGitLabToken: apiToken}, "in the future"},
 		{with("--window", "7h"), map[string]string{contract.EnvGitLabToken: apiToken}, "must divide 24h"},
 		{with("--window", "744h"), map[string]string{contract.EnvGitLabToken: apiToken}, "30 days"},
@@ -129,25 +135,30 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--out", out, "--token-file", tokFile, "--listen", "nonsense"}, nil, "--listen"},
 		{[]string{"serve", "--out", out, "--token-file", tokFile, "--tls-cert", "c.pem"}, nil, "go together"},
 	}
-	for _, c := range cases {
-		var stdout, stderr syncBuffer
-		code := env(&stdout, &stderr, c.env).Main(context.Background(), c.args)
-		msg := stderr.String()
-		if code != ExitUsage {
-			t.Errorf("%v: exit %d, want 2; stderr %s", c.args, code, msg)
+	t.Run("cases", func(t *testing.T) {
+		for _, c := range cases {
+			t.Run(c.want, func(t *testing.T) {
+				t.Parallel()
+				var stdout, stderr syncBuffer
+				code := runGitlab(context.Background(), gitlabEnv(&stdout, &stderr, c.env), c.args...)
+				msg := stderr.String()
+				if code != ExitUsage || strings.Count(msg, "\n") != 1 {
+					t.Errorf("%v: exit %d, want 2 and one line; stderr %s", c.args, code, msg)
+				}
+				if !strings.Contains(msg, c.want) {
+					t.Errorf("%v: stderr %q lacks %q", c.args, msg, c.want)
+				}
+				if strings.Contains(msg, "short\n") {
+					t.Errorf("%v: stderr shows a token", c.args)
+				}
+			})
 		}
-		if !strings.Contains(msg, c.want) {
-			t.Errorf("%v: stderr %q lacks %q", c.args, msg, c.want)
-		}
-		if strings.Contains(msg, "short\n") {
-			t.Errorf("%v: stderr shows a token", c.args)
-		}
-	}
+	})
 	if f := files(t, dir); len(f) != 1 || f[0] != "tokens" {
 		t.Errorf("usage errors wrote files: %v", f)
 	}
 	var stdout, stderr syncBuffer
-	if code := env(&stdout, &stderr, nil).Main(context.Background(), []string{"help"}); code != 0 || !strings.Contains(stdout.String(), "trailfill gitlab backfill") {
+	if code := Main(context.Background(), []string{"help", "gitlab"}, gitlabEnv(&stdout, &stderr, nil)); code != 0 || !strings.Contains(stdout.String(), "trailfill gitlab backfill") {
 		t.Errorf("help: %d %q", code, stdout.String())
 	}
 }
@@ -178,7 +189,7 @@ func TestBackfillCommand(t *testing.T) {
 		"--start", "2025-03-01T00:00:00Z", "--end", "2025-03-04T00:00:00Z", "--out", out, "--json", "--rps", "0"}
 	vars := map[string]string{contract.EnvGitLabToken: apiToken}
 	var stdout, stderr syncBuffer
-	if code := env(&stdout, &stderr, vars).Main(context.Background(), args); code != 0 {
+	if code := runGitlab(context.Background(), gitlabEnv(&stdout, &stderr, vars), args...); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	var sum struct {
@@ -224,7 +235,7 @@ func TestBackfillCommand(t *testing.T) {
 
 	// Re-run: all skipped. A wrong token: exit 1 with a hint, nothing new.
 	stdout, stderr = syncBuffer{}, syncBuffer{}
-	if code := env(&stdout, &stderr, vars).Main(context.Background(), args); code != 0 || !strings.Contains(stdout.String(), `"skipped": 3`) {
+	if code := runGitlab(context.Background(), gitlabEnv(&stdout, &stderr, vars), args...); code != 0 || !strings.Contains(stdout.String(), `"skipped": 3`) {
 		t.Fatalf("re-run: exit %d, %s %s", code, stdout.String(), stderr.String())
 	}
 	for i := range args {
@@ -233,12 +244,12 @@ func TestBackfillCommand(t *testing.T) {
 		}
 	}
 	stdout, stderr = syncBuffer{}, syncBuffer{}
-	code := env(&stdout, &stderr, map[string]string{contract.EnvGitLabToken: "bad-token"}).Main(context.Background(), args)
+	code := runGitlab(context.Background(), gitlabEnv(&stdout, &stderr, map[string]string{contract.EnvGitLabToken: "bad-token"}), args...)
 	if code != ExitFailed || !strings.Contains(stderr.String(), "GITLAB_TOKEN") || !strings.Contains(stdout.String(), `"failed"`) {
 		t.Fatalf("bad token: exit %d, %s %s", code, stdout.String(), stderr.String())
 	}
 	last := strings.Split(strings.TrimSpace(stderr.String()), "\n")
-	if l := last[len(last)-1]; !strings.HasPrefix(l, "trailfill gitlab backfill: ") {
+	if l := last[len(last)-1]; !strings.HasPrefix(l, "trailfill: ") {
 		t.Errorf("last stderr line %q", l)
 	}
 	if n := len(files(t, out)); n != len(want)+3 {
@@ -256,12 +267,12 @@ func TestServeCommand(t *testing.T) {
 	out := filepath.Join(dir, "archive")
 	ready := make(chan net.Addr, 1)
 	var stdout, stderr syncBuffer
-	e := env(&stdout, &stderr, nil)
+	e := gitlabEnv(&stdout, &stderr, nil)
 	e.Ready = func(a net.Addr) { ready <- a }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
-		done <- e.Main(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--out", out, "--token-file", tokFile, "--source", "acme"})
+		done <- runGitlab(ctx, e, "serve", "--listen", "127.0.0.1:0", "--out", out, "--token-file", tokFile, "--source", "acme")
 	}()
 	var addr net.Addr
 	select {
@@ -346,12 +357,12 @@ func TestStreamThenBackfillOnS3(t *testing.T) {
 	streamed := `{"id": 7001, "created_at": "2025-03-02T10:00:00.000Z", "event_type": "streamed_payload"}`
 	ready := make(chan net.Addr, 1)
 	var stderr syncBuffer
-	e := env(io.Discard, &stderr, nil)
+	e := gitlabEnv(io.Discard, &stderr, nil)
 	e.Ready = func(a net.Addr) { ready <- a }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
-		done <- e.Main(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--out", "s3://audit-archive/org", "--token-file", tokFile})
+		done <- runGitlab(ctx, e, "serve", "--listen", "127.0.0.1:0", "--out", "s3://audit-archive/org", "--token-file", tokFile)
 	}()
 	var addr net.Addr
 	select {
@@ -390,9 +401,9 @@ func TestStreamThenBackfillOnS3(t *testing.T) {
 	}
 	var stdout syncBuffer
 	stderr = syncBuffer{}
-	code := env(&stdout, &stderr, map[string]string{contract.EnvGitLabToken: apiToken}).Main(context.Background(), []string{
+	code := runGitlab(context.Background(), gitlabEnv(&stdout, &stderr, map[string]string{contract.EnvGitLabToken: apiToken}),
 		"backfill", "--url", api.URL(), "--group", "9", "--start", "2025-03-02T00:00:00Z", "--end", "2025-03-03T00:00:00Z",
-		"--out", "s3://audit-archive/org", "--json"})
+		"--out", "s3://audit-archive/org", "--json")
 	if code != 0 {
 		t.Fatalf("backfill exit %d: %s", code, stderr.String())
 	}

@@ -1,0 +1,185 @@
+// Package plan predicts what a backfill costs before it runs: partitions,
+// windows, the least LookupEvents requests and the time they take at the
+// quota, Lambda invocations, Step Functions state transitions, the largest
+// execution history, and the bill. It executes the embedded state machine
+// definition in the local executor, with a stub function that consumes
+// time at the quota, and reads the counts off the run: the definition that
+// will run is the one measured. It calls no AWS API.
+package plan
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/trailfill/trailfill/internal/archive"
+	"github.com/trailfill/trailfill/internal/backfill"
+	"github.com/trailfill/trailfill/internal/contract"
+	"github.com/trailfill/trailfill/internal/engine"
+	"github.com/trailfill/trailfill/statemachine/local"
+)
+
+// Prices used by the estimate: us-east-1 list prices of Step Functions
+// Standard workflows (https://aws.amazon.com/step-functions/pricing/) and of
+// Lambda on arm64 (https://aws.amazon.com/lambda/pricing/).
+const (
+	SFNPerTransition  = 0.025 / 1000     // per state transition
+	LambdaPerGBSecond = 0.0000133334     // arm64
+	LambdaPerRequest  = 0.20 / 1_000_000 // per invocation
+)
+
+// InvocationSeconds is how long one invocation reads: a 900 s Lambda stops
+// contract.DefaultStopMarginSeconds early.
+const InvocationSeconds = 900 - contract.DefaultStopMarginSeconds
+
+// DefaultRegions are the 17 regions enabled by default in every account:
+// the stand-in for --regions all, since plan calls no AWS API.
+var DefaultRegions = []string{
+	"ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1", "ap-southeast-1", "ap-southeast-2",
+	"ca-central-1", "eu-central-1", "eu-north-1", "eu-west-1", "eu-west-2", "eu-west-3",
+	"sa-east-1", "us-east-1", "us-east-2", "us-west-1", "us-west-2",
+}
+
+// placeholderAccount stands for the caller's account.
+const placeholderAccount = "000000000000"
+
+// Input is what a plan is made for.
+type Input struct {
+	Start, End time.Time
+	Window     time.Duration
+	Accounts   []string // empty: the caller's account
+	Regions    []string // empty: DefaultRegions
+	Rate       float64  // LookupEvents requests/s per partition
+	// EventsPerHour is the assumed events per partition and hour; 0: the
+	// minimum, one request per partition.
+	EventsPerHour  float64
+	LambdaMemoryMB int
+}
+
+// Plan is what `trailfill plan --json` prints.
+type Plan struct {
+	Start                  string      `json:"start"`
+	End                    string      `json:"end"`
+	Accounts               int         `json:"accounts"`
+	Regions                int         `json:"regions"`
+	Partitions             int         `json:"partitions"`
+	WindowsPerPartition    int         `json:"windows_per_partition"`
+	Windows                int         `json:"windows"`
+	MinimumRequests        int64       `json:"minimum_requests"`
+	MinimumDurationSeconds float64     `json:"minimum_duration_seconds"`
+	LambdaInvocations      int         `json:"lambda_invocations"`
+	StateTransitions       int         `json:"state_transitions"`
+	Executions             int         `json:"executions"`
+	MaxHistoryEvents       int         `json:"max_execution_history_events"`
+	HistoryLimit           int         `json:"execution_history_limit"`
+	Cost                   Cost        `json:"estimated_cost_usd"`
+	Assumptions            Assumptions `json:"assumptions"`
+}
+
+// Cost is the estimated bill of one execution.
+type Cost struct {
+	StepFunctions float64 `json:"step_functions"`
+	Lambda        float64 `json:"lambda"`
+	Total         float64 `json:"total"`
+}
+
+// Assumptions records what the estimate assumed.
+type Assumptions struct {
+	EventsPerPartitionHour float64 `json:"events_per_partition_hour"`
+	RequestsPerSecond      float64 `json:"requests_per_second"`
+	InvocationSeconds      int     `json:"invocation_seconds"`
+	LambdaMemoryMB         int     `json:"lambda_memory_mb"`
+	RegionsAll             string  `json:"regions_all,omitempty"`
+	AccountsDefault        string  `json:"accounts_default,omitempty"`
+}
+
+// Make makes the plan.
+func Make(ctx context.Context, in Input) (*Plan, error) {
+	accounts := in.Accounts
+	base := Assumptions{EventsPerPartitionHour: in.EventsPerHour, RequestsPerSecond: in.Rate, InvocationSeconds: InvocationSeconds, LambdaMemoryMB: in.LambdaMemoryMB}
+	if len(accounts) == 0 {
+		accounts = []string{placeholderAccount}
+		base.AccountsDefault = "the caller's account (plan calls no AWS API)"
+	}
+	regions := in.Regions
+	if len(regions) == 0 {
+		regions = DefaultRegions
+		base.RegionsAll = "the 17 regions enabled by default (plan calls no AWS API)"
+	}
+	var parts []contract.Partition
+	for _, a := range accounts {
+		for _, r := range regions {
+			parts = append(parts, contract.Partition{Account: a, Region: r})
+		}
+	}
+	hours := in.End.Sub(in.Start).Hours()
+	need := int64(max(1, math.Ceil(in.EventsPerHour*hours/engine.PageSize)))
+	perInvocation := int64(float64(InvocationSeconds) * in.Rate)
+
+	machine, err := backfill.LocalMachine()
+	if err != nil {
+		return nil, err
+	}
+	// The stub is pure: each invocation consumes up to an invocation's worth of
+	// requests at the quota and reports whether the partition is done.
+	stub := local.InvokerFunc(func(_ context.Context, _, _ string, payload json.RawMessage) (json.RawMessage, error) {
+		var st contract.Invocation
+		if err := json.Unmarshal(payload, &st); err != nil {
+			return nil, fmt.Errorf("decode plan payload: %w", err)
+		}
+		n := min(perInvocation, need-st.Cursor.Pages)
+		st.Cursor.Invocations++
+		st.Cursor.Pages += n
+		st.Done = st.Cursor.Pages >= need
+		return json.Marshal(st)
+	})
+	input, err := json.Marshal(contract.ExecutionInput{
+		Partitions:     parts,
+		Start:          in.Start.Format(time.RFC3339),
+		End:            in.End.Format(time.RFC3339),
+		WindowMinutes:  int(in.Window / time.Minute),
+		RoleName:       contract.DefaultRoleName,
+		MaxConcurrency: contract.DefaultMaxConcurrency,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode plan input: %w", err)
+	}
+	res, err := machine.Execute(ctx, input, local.Options{Invoker: stub, Clock: local.NewFakeClock(in.Start), MaxConcurrency: contract.DefaultMaxConcurrency, HistoryLimit: -1})
+	if err != nil {
+		return nil, fmt.Errorf("execute the state machine for the plan: %w", err)
+	}
+	if res.Status != "SUCCEEDED" {
+		return nil, fmt.Errorf("the plan's stub execution %s: %s: %s", res.Status, res.Error, res.Cause)
+	}
+	wpp := archive.CountWindows(in.Start, in.End, in.Window)
+	p := &Plan{
+		Start: in.Start.Format(time.RFC3339), End: in.End.Format(time.RFC3339),
+		Accounts: len(accounts), Regions: len(regions), Partitions: len(parts),
+		WindowsPerPartition: wpp, Windows: wpp * len(parts),
+		MinimumRequests:        need * int64(len(parts)),
+		MinimumDurationSeconds: float64(need) / in.Rate,
+		LambdaInvocations:      res.Stats.TaskInvocations,
+		StateTransitions:       res.Stats.TotalTransitions,
+		Executions:             res.Stats.Executions,
+		MaxHistoryEvents:       res.Stats.MaxHistoryEvents,
+		HistoryLimit:           local.DefaultHistoryLimit,
+		Assumptions:            base,
+	}
+	p.Cost = Price(p.StateTransitions, p.LambdaInvocations, p.MinimumRequests, in.Rate, in.LambdaMemoryMB)
+	return p, nil
+}
+
+// Price is the bill of an execution: its state transitions, and its Lambda
+// invocations and billed duration, which is the time spent at the quota
+// (requests / rate) plus about a second of start-up and manifest listing
+// per invocation.
+func Price(transitions, invocations int, requests int64, rate float64, memoryMB int) Cost {
+	var c Cost
+	c.StepFunctions = float64(transitions) * SFNPerTransition
+	lambdaSeconds := float64(requests)/rate + float64(invocations)
+	c.Lambda = float64(invocations)*LambdaPerRequest + lambdaSeconds*float64(memoryMB)/1024*LambdaPerGBSecond
+	c.Total = c.StepFunctions + c.Lambda
+	return c
+}
