@@ -57,6 +57,15 @@ const (
 	EnvGitLabMaxBody     = "TRAILFILL_GITLAB_MAX_BODY"     // request body limit in bytes
 )
 
+// GitLab archive layouts, the values of `trailfill gitlab ... --layout`, of
+// EnvGitLabLayout and of the GitLab stack's layout context key, and the
+// receiver Lambda's variable that selects one (default when unset).
+const (
+	GitLabLayoutDefault  = "default"   // GitLab/<source>/YYYY/MM/DD/<id>.json
+	GitLabLayoutGitLabS3 = "gitlab-s3" // GitLab's own S3 streaming layout
+	EnvGitLabLayout      = "TRAILFILL_GITLAB_LAYOUT"
+)
+
 // Environment of the launcher.
 const (
 	// EnvStack names the deployed stack when --stack is not given.

@@ -301,6 +301,11 @@ func (b *Backfill) runWindow(ctx context.Context, w archive.Window, prev *Manife
 			if err != nil {
 				return fmt.Errorf("GitLab API returned an invalid event: %w", err)
 			}
+			if !isDigits(e.ID) {
+				// The API returns events saved to the database, whose ids
+				// are numbers; only streaming-only events have other ids.
+				return fmt.Errorf("GitLab API returned an invalid event: id %q is not a number", e.ID)
+			}
 			if e.CreatedAt.Before(w.From) || !e.CreatedAt.Before(w.To) || seen[e.ID] {
 				continue // outside the window (inclusive API bounds), or repeated
 			}
