@@ -84,6 +84,17 @@ func (l Layout) EventWritePrefix(source string) string {
 	return EventPrefix(source)
 }
 
+// MetaOrigin is the user-metadata key (S3 x-amz-meta-trailfill) by which
+// objects trailfill writes in the gitlab-s3 layout are told from GitLab's
+// own, which sit beside them; its values are OriginREST (the backfill) and
+// OriginStream (the receiver). The default layout holds only trailfill's
+// objects and sets no metadata.
+const (
+	MetaOrigin   = "trailfill"
+	OriginREST   = "gitlab-rest-api"
+	OriginStream = "gitlab-streaming"
+)
+
 // DefaultEventType is the event type of an event that names none. It is
 // GitLab's own default: Gitlab::Audit::Auditor takes
 // `@context.fetch(:name, 'audit_operation')` as the event name it streams,
