@@ -39,8 +39,10 @@ type Backfill struct {
 	Scope  Scope
 	Window time.Duration // DefaultWindow if 0
 	// NativeLookahead is how many months after an event's month are searched
-	// for GitLab's own copy of it in the gitlab-s3 layout
-	// (DefaultNativeLookahead if 0, at most MaxNativeLookahead).
+	// for GitLab's own copy of it in the gitlab-s3 layout: 1 to
+	// MaxNativeLookahead, DefaultNativeLookahead if 0 (the next month is
+	// always needed: an event of a month's last second is uploaded in the
+	// next).
 	NativeLookahead int
 	// Concurrency is how many windows are read at once (default 1). All
 	// share Client.Limit.
@@ -130,8 +132,8 @@ func (b *Backfill) Validate(start, end time.Time) error {
 	if err := ValidateSource(b.source()); err != nil {
 		return err
 	}
-	if n := b.lookahead(); n < 0 || n > MaxNativeLookahead {
-		return fmt.Errorf("invalid native lookahead of %d months: use 0 to %d", n, MaxNativeLookahead)
+	if err := ValidateNativeLookahead(b.lookahead()); err != nil {
+		return err
 	}
 	if err := b.Scope.Validate(); err != nil {
 		return err
@@ -387,6 +389,10 @@ func (b *Backfill) storeOne(ctx context.Context, source string, e Event, index *
 		ref, found, err := index.lookup(ctx, e, key, b.lookahead())
 		if err != nil {
 			return ManifestObject{}, false, err
+		}
+		if found && ref.batch {
+			// In one of GitLab's batches, read when the index was built.
+			return ManifestObject{Key: ref.key, ID: e.ID, Bytes: ref.size, SHA256: ref.sha256, Native: true}, false, nil
 		}
 		if found {
 			// Already archived, by GitLab or an earlier run: never written

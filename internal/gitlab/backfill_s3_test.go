@@ -407,16 +407,17 @@ func TestBackfillGitLabS3OnS3(t *testing.T) {
 	runS3Scenario(t, a, func(t *testing.T, sc *s3Scenario) {
 		// Each folder was listed once; nothing but trailfill's objects and
 		// manifests was written; GitLab's objects were only read.
-		lists := map[string]int{}
+		lists, gets := map[string]int{}, map[string]int{}
 		for _, r := range emu.S3RequestLog() {
 			switch r.Op {
 			case emulator.S3ListObjectsV2:
 				lists[r.Key]++
+			case emulator.S3GetObject:
+				gets[r.Key]++
 			case emulator.S3PutObject:
 				if _, native := sc.natives[r.Key]; native {
 					t.Errorf("PUT of native object %s", r.Key)
 				}
-			case emulator.S3GetObject, emulator.S3HeadObject:
 			default:
 				t.Errorf("unexpected %s %s", r.Op, r.Key)
 			}
@@ -428,6 +429,23 @@ func TestBackfillGitLabS3OnS3(t *testing.T) {
 		}
 		if lists["2025/03/"] != 1 || lists["user/2025/03/"] != 1 || lists["group/2025/02/"] != 1 {
 			t.Errorf("folders listed: %v", lists)
+		}
+		// Each native object read once (a batch for all its events); the
+		// one of before the range and GitLab's second copy of an event not
+		// at all.
+		second := perEventKey(sc.event(105), sc.event(105).at.Add(9*time.Second))
+		for k := range sc.natives {
+			o, batch := ParseBatchObjectKey(k)
+			want := 1
+			if !batch {
+				o, _ = ParseEventObjectKey(k)
+			}
+			if o.ID == "99" || k == second {
+				want = 0
+			}
+			if gets[k] != want {
+				t.Errorf("native %s read %d times, want %d", k, gets[k], want)
+			}
 		}
 		// trailfill's objects: application/json, marked as recovered.
 		for k := range a.objects() {

@@ -2,6 +2,8 @@ package gitlab
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -23,6 +25,15 @@ const DefaultNativeLookahead = 1
 // MaxNativeLookahead bounds NativeLookahead.
 const MaxNativeLookahead = 12
 
+// ValidateNativeLookahead checks a --native-lookahead value: 1 to
+// MaxNativeLookahead months.
+func ValidateNativeLookahead(months int) error {
+	if months < 1 || months > MaxNativeLookahead {
+		return fmt.Errorf("invalid native lookahead of %d months: use 1 to %d (months after an event's month searched for GitLab's own copy)", months, MaxNativeLookahead)
+	}
+	return nil
+}
+
 // nativeSlack is how long before the range start an object's upload time may
 // be and still be read: upload follows the event, but the clocks of GitLab's
 // processes may differ a little.
@@ -36,6 +47,9 @@ type nativeRef struct {
 	key    string
 	timeMS int64 // the time in its name
 	batch  bool
+	// size and sha256 of a batch object, read once for all its events.
+	size   int
+	sha256 string
 }
 
 // native reports whether GitLab wrote the object that holds the event
@@ -145,7 +159,9 @@ func (x *nativeIndex) listEvents(ctx context.Context, prefix string) (map[string
 }
 
 // readBatches reads every batch object under prefix (YYYY/MM/) uploaded
-// since minMS and indexes the ids of its events (a JSON array).
+// since minMS and indexes the ids of its events (a JSON array), with the
+// object's size and SHA-256 for the manifests (a batch is read once, however
+// many of its events a window lists).
 func (x *nativeIndex) readBatches(ctx context.Context, prefix string) (map[string][]nativeRef, error) {
 	keys, err := x.store.List(ctx, prefix)
 	if err != nil {
@@ -157,7 +173,12 @@ func (x *nativeIndex) readBatches(ctx context.Context, prefix string) (map[strin
 			batches = append(batches, o)
 		}
 	}
-	found := make([][]string, len(batches))
+	type batchRead struct {
+		ids  []string
+		size int
+		sum  string
+	}
+	found := make([]batchRead, len(batches))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(batchReadParallel)
 	for i, o := range batches {
@@ -171,7 +192,8 @@ func (x *nativeIndex) readBatches(ctx context.Context, prefix string) (map[strin
 			if err != nil {
 				return fmt.Errorf("GitLab batch %s: %w", k, err)
 			}
-			found[i] = ids
+			sum := sha256.Sum256(body)
+			found[i] = batchRead{ids: ids, size: len(body), sum: hex.EncodeToString(sum[:])}
 			return nil
 		})
 	}
@@ -180,8 +202,8 @@ func (x *nativeIndex) readBatches(ctx context.Context, prefix string) (map[strin
 	}
 	ids := map[string][]nativeRef{}
 	for i, o := range batches {
-		for _, id := range found[i] {
-			ids[id] = append(ids[id], nativeRef{key: o.Key, timeMS: o.TimeMS, batch: true})
+		for _, id := range found[i].ids {
+			ids[id] = append(ids[id], nativeRef{key: o.Key, timeMS: o.TimeMS, batch: true, size: found[i].size, sha256: found[i].sum})
 		}
 	}
 	return ids, nil
