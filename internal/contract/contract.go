@@ -63,6 +63,14 @@ const (
 	EnvGitLabLayout = "TRAILFILL_GITLAB_LAYOUT"
 )
 
+// GitLab archive layouts, the values of `trailfill gitlab ... --layout`, of
+// EnvGitLabLayout and of the GitLab stack's layout context key, and the
+// receiver Lambda's variable that selects one (default when unset).
+const (
+	GitLabLayoutDefault  = "default"   // GitLab/<source>/YYYY/MM/DD/<id>.json
+	GitLabLayoutGitLabS3 = "gitlab-s3" // GitLab's own S3 streaming layout
+)
+
 // Environment of the launcher.
 const (
 	// EnvStack names the deployed stack when --stack is not given.

@@ -17,87 +17,33 @@ import (
 	"github.com/trailfill/trailfill/internal/archive"
 )
 
-// ManifestVersion is the format version of GitLab window manifests.
-const ManifestVersion = 1
-
-// Manifest records one completed backfill window of one scope: the query, every
-// event key with the SHA-256 of the archived object, and counts. It is written
-// after every event it lists, so its presence means the window is archived;
-// re-runs skip such windows.
-type Manifest struct {
-	Version     int              `json:"version"`
-	Source      string           `json:"source"`
-	Scope       string           `json:"scope"` // Scope.Segment()
-	WindowStart time.Time        `json:"window_start"`
-	From        time.Time        `json:"from"` // covered interval [from, to)
-	To          time.Time        `json:"to"`
-	Events      int              `json:"events"`  // events of the window in the archive
-	Written     int              `json:"written"` // of which this run wrote
-	Present     int              `json:"present"` // of which were already there (streamed or earlier run)
-	Objects     []ManifestObject `json:"objects"` // sorted by key
-	Query       ManifestQuery    `json:"query"`
-	Requests    int              `json:"requests"`
-	CompletedAt time.Time        `json:"completed_at"`
-}
-
-// ManifestObject is one archived event of a window.
-type ManifestObject struct {
-	Key    string `json:"key"`
-	ID     string `json:"id"`
-	Bytes  int    `json:"bytes"`
-	SHA256 string `json:"sha256"` // of the archived object
-}
-
-// ManifestQuery is the API question whose answer the window holds.
-type ManifestQuery struct {
-	URL           string    `json:"url"` // first page; the token is a header, never in the URL
-	CreatedAfter  time.Time `json:"created_after"`
-	CreatedBefore time.Time `json:"created_before"`
-	PerPage       int       `json:"per_page"`
-	Pagination    string    `json:"pagination"`
-	Fetched       int       `json:"fetched"` // events returned by the API, before client-side bounds
-}
-
-// ManifestPrefix is the folder of one scope's manifests.
-func ManifestPrefix(source string, s Scope) string {
-	return ManifestRoot + source + "/" + s.Segment() + "/"
-}
-
-// ManifestKey is the key of the manifest of the window starting at windowStart:
-// trailfill/gitlab-manifests/<source>/<scope>/YYYY/MM/DD/<YYYYMMDDTHHmmZ>.json.
-func ManifestKey(source string, s Scope, windowStart time.Time) string {
-	return archive.WindowManifestKey(ManifestPrefix(source, s), windowStart)
-}
-
-// Key is where m is stored.
-func (m *Manifest) Key() string {
-	return archive.WindowManifestKey(ManifestRoot+m.Source+"/"+m.Scope+"/", m.WindowStart)
-}
-
-// Header implements archive.ManifestDoc.
-func (m *Manifest) Header() archive.ManifestHeader {
-	return archive.ManifestHeader{Version: m.Version, WindowStart: m.WindowStart}
-}
-
-// DecodeManifest decodes and checks the GitLab manifest stored at key.
-func DecodeManifest(key string, body []byte) (*Manifest, error) {
-	return archive.DecodeManifest[Manifest](key, body, ManifestVersion)
-}
-
-// Covers reports whether m covers [from, to).
-func (m *Manifest) Covers(from, to time.Time) bool {
-	return !m.From.After(from) && !m.To.Before(to)
-}
-
 // Backfill copies the audit events of one scope from the API into the archive,
-// window by window. Safe to re-run: windows with a manifest are skipped and
-// events are written with PutIfAbsent (never rewritten).
+// window by window, in the layout it names. Safe to re-run: windows with a
+// manifest of that layout are skipped and events are written with PutIfAbsent
+// (never rewritten).
+//
+// In the default layout each event is stored as the API returned it, at
+// GitLab/<source>/YYYY/MM/DD/<id>.json. In the gitlab-s3 layout each event is
+// converted to the streaming payload (StreamingFromREST) and stored at its
+// GitLabS3Key, unless the archive already holds it: GitLab's own per-event or
+// batched objects, or an earlier run's, found by id in the folders of the
+// months that can hold it (see NativeMonths). GitLab's objects are only read.
 type Backfill struct {
 	Client *Client
 	Store  archive.Store
-	Source string // DefaultSource if empty
+	// Layout of the archive (LayoutDefault if empty).
+	Layout Layout
+	// Source is the <source> key segment of the default layout
+	// (DefaultSource if empty); the gitlab-s3 layout has none.
+	Source string
 	Scope  Scope
 	Window time.Duration // DefaultWindow if 0
+	// NativeLookahead is how many months after an event's month are searched
+	// for GitLab's own copy of it in the gitlab-s3 layout: 1 to
+	// MaxNativeLookahead, DefaultNativeLookahead if 0 (the next month is
+	// always needed: an event of a month's last second is uploaded in the
+	// next).
+	NativeLookahead int
 	// Concurrency is how many windows are read at once (default 1). All
 	// share Client.Limit.
 	Concurrency int
@@ -114,6 +60,7 @@ type WindowResult struct {
 	Events   int
 	Written  int
 	Present  int
+	Native   int // of Present: delivered by GitLab's own S3 destination
 	Requests int
 	Err      error
 }
@@ -127,6 +74,7 @@ type Summary struct {
 	Events   int `json:"events"`
 	Written  int `json:"written"`
 	Present  int `json:"present"`
+	Native   int `json:"native"`
 	Requests int `json:"requests"`
 }
 
@@ -135,6 +83,21 @@ func (b *Backfill) source() string {
 		return DefaultSource
 	}
 	return b.Source
+}
+
+// manifestSource is the manifest's source: none in the gitlab-s3 layout.
+func (b *Backfill) manifestSource() string {
+	if b.Layout.orDefault() == LayoutGitLabS3 {
+		return ""
+	}
+	return b.source()
+}
+
+func (b *Backfill) lookahead() int {
+	if b.NativeLookahead == 0 {
+		return DefaultNativeLookahead
+	}
+	return b.NativeLookahead
 }
 
 func (b *Backfill) window() time.Duration {
@@ -163,7 +126,13 @@ func (b *Backfill) Validate(start, end time.Time) error {
 	if b.Client == nil || b.Store == nil {
 		return errors.New("backfill needs a GitLab client and an archive store")
 	}
+	if err := b.Layout.Validate(); err != nil {
+		return err
+	}
 	if err := ValidateSource(b.source()); err != nil {
+		return err
+	}
+	if err := ValidateNativeLookahead(b.lookahead()); err != nil {
 		return err
 	}
 	if err := b.Scope.Validate(); err != nil {
@@ -192,6 +161,10 @@ func (b *Backfill) Run(ctx context.Context, start, end time.Time) (Summary, erro
 	if err != nil {
 		return sum, err
 	}
+	var index *nativeIndex
+	if b.Layout.orDefault() == LayoutGitLabS3 {
+		index = newNativeIndex(b.Store, start)
+	}
 
 	conc := max(b.Concurrency, 1)
 	jobs := make(chan archive.Window)
@@ -202,7 +175,7 @@ func (b *Backfill) Run(ctx context.Context, start, end time.Time) (Summary, erro
 		go func() {
 			defer wg.Done()
 			for w := range jobs {
-				results <- b.runWindow(ctx, w, done[w.Start.Unix()])
+				results <- b.runWindow(ctx, w, done[w.Start.Unix()], index)
 			}
 		}()
 	}
@@ -234,6 +207,7 @@ func (b *Backfill) Run(ctx context.Context, start, end time.Time) (Summary, erro
 			sum.Events += r.Events
 			sum.Written += r.Written
 			sum.Present += r.Present
+			sum.Native += r.Native
 		}
 		if b.Progress != nil {
 			b.Progress(r)
@@ -253,11 +227,12 @@ func (b *Backfill) Run(ctx context.Context, start, end time.Time) (Summary, erro
 	return sum, nil
 }
 
-// manifests reads the scope's manifests whose window starts in the range, keyed
-// by window start (Unix seconds). One listing serves the whole range.
+// manifests reads the scope's manifests of the layout whose window starts in
+// the range, keyed by window start (Unix seconds). One listing serves the
+// whole range. Manifests of the other layout are elsewhere and not read.
 func (b *Backfill) manifests(ctx context.Context, start, end time.Time) (map[int64]*Manifest, error) {
 	lo := archive.AlignDown(start.UTC(), b.window())
-	ms, err := archive.Index(ctx, b.Store, ManifestPrefix(b.source(), b.Scope), lo, end, DecodeManifest)
+	ms, err := archive.Index(ctx, b.Store, b.Layout.ManifestPrefix(b.manifestSource(), b.Scope), lo, end, DecodeManifest)
 	if err != nil {
 		return nil, fmt.Errorf("read the manifests to resume: %w", err)
 	}
@@ -265,7 +240,7 @@ func (b *Backfill) manifests(ctx context.Context, start, end time.Time) (map[int
 }
 
 // runWindow archives one window unless prev already covers it.
-func (b *Backfill) runWindow(ctx context.Context, w archive.Window, prev *Manifest) WindowResult {
+func (b *Backfill) runWindow(ctx context.Context, w archive.Window, prev *Manifest, index *nativeIndex) WindowResult {
 	res := WindowResult{Window: w}
 	log := b.log().With("scope", b.Scope.String(), "window", w.Start.Format(time.RFC3339))
 	if prev != nil && prev.Covers(w.From, w.To) {
@@ -281,7 +256,9 @@ func (b *Backfill) runWindow(ctx context.Context, w archive.Window, prev *Manife
 	first := b.Client.QueryURL(b.Scope, after, before)
 	m := &Manifest{
 		Version:     ManifestVersion,
-		Source:      source,
+		Layout:      b.Layout.orDefault(),
+		Source:      b.manifestSource(),
+		Archive:     b.Store.String(),
 		Scope:       b.Scope.Segment(),
 		WindowStart: w.Start,
 		From:        w.From,
@@ -301,16 +278,22 @@ func (b *Backfill) runWindow(ctx context.Context, w archive.Window, prev *Manife
 			if err != nil {
 				return fmt.Errorf("GitLab API returned an invalid event: %w", err)
 			}
+			if !isDigits(e.ID) {
+				// The API returns events saved to the database, whose ids
+				// are numbers; only streaming-only events have other ids.
+				return fmt.Errorf("GitLab API returned an invalid event: id %q is not a number", e.ID)
+			}
 			if e.CreatedAt.Before(w.From) || !e.CreatedAt.Before(w.To) || seen[e.ID] {
 				continue // outside the window (inclusive API bounds), or repeated
 			}
 			seen[e.ID] = true
 			batch = append(batch, e)
 		}
-		objs, written, present, err := b.store(ctx, source, batch)
+		objs, c, err := b.store(ctx, source, batch, index)
 		m.Objects = append(m.Objects, objs...)
-		m.Written += written
-		m.Present += present
+		m.Written += c.written
+		m.Present += c.present
+		m.Native += c.native
 		return err
 	})
 	res.Requests = requests
@@ -320,22 +303,31 @@ func (b *Backfill) runWindow(ctx context.Context, w archive.Window, prev *Manife
 		log.ErrorContext(ctx, "gitlab backfill: window failed", "err", err)
 		return res
 	}
-	sort.Slice(m.Objects, func(i, j int) bool { return m.Objects[i].Key < m.Objects[j].Key })
+	sort.Slice(m.Objects, func(i, j int) bool {
+		if m.Objects[i].Key != m.Objects[j].Key {
+			return m.Objects[i].Key < m.Objects[j].Key
+		}
+		return m.Objects[i].ID < m.Objects[j].ID
+	})
 	m.Events = len(m.Objects)
 	m.CompletedAt = b.now().UTC()
 	if err := archive.WriteManifest(ctx, b.Store, m); err != nil {
 		res.Err = fmt.Errorf("write manifest of window %s: %w", w.Start.Format(time.RFC3339), err)
 		return res
 	}
-	res.Events, res.Written, res.Present = m.Events, m.Written, m.Present
-	log.InfoContext(ctx, "gitlab backfill: window archived", "events", m.Events, "written", m.Written, "present", m.Present, "requests", requests)
+	res.Events, res.Written, res.Present, res.Native = m.Events, m.Written, m.Present, m.Native
+	log.InfoContext(ctx, "gitlab backfill: window archived", "layout", m.Layout.String(), "events", m.Events, "written", m.Written, "present", m.Present, "native", m.Native, "requests", requests)
 	return res
 }
 
-// store writes one page's events and describes the archived objects. For an
-// event already in the archive (streamed, or an earlier run) the manifest
-// records the hash of the object as stored, which is what verification reads.
-func (b *Backfill) store(ctx context.Context, source string, events []Event) (objs []ManifestObject, written, present int, err error) {
+// storeCounts counts the events of one page by outcome.
+type storeCounts struct{ written, present, native int }
+
+// store writes one page's events and describes the objects that hold them.
+// For an event already in the archive (streamed, GitLab's own, or an earlier
+// run) the manifest records the hash of the object as stored, which is what
+// verification reads.
+func (b *Backfill) store(ctx context.Context, source string, events []Event, index *nativeIndex) ([]ManifestObject, storeCounts, error) {
 	type out struct {
 		obj   ManifestObject
 		wrote bool
@@ -346,34 +338,84 @@ func (b *Backfill) store(ctx context.Context, source string, events []Event) (ob
 	g.SetLimit(storeConcurrency)
 	for i, e := range events {
 		g.Go(func() error {
-			key := e.Key(source)
-			body := []byte(e.Raw)
-			wrote, err := b.Store.PutIfAbsent(ctx, key, body, nil)
-			if err == nil && !wrote {
-				body, err = b.Store.Get(ctx, key)
-			}
+			obj, wrote, err := b.storeOne(ctx, source, e, index)
 			if err != nil {
-				outs[i] = out{err: fmt.Errorf("store event %s: %w", e.ID, err)}
-				return nil // every failure is reported, not only the first
+				err = fmt.Errorf("store event %s: %w", e.ID, err)
 			}
-			sum := sha256.Sum256(body)
-			outs[i] = out{obj: ManifestObject{Key: key, ID: e.ID, Bytes: len(body), SHA256: hex.EncodeToString(sum[:])}, wrote: wrote}
-			return nil
+			outs[i] = out{obj: obj, wrote: wrote, err: err}
+			return nil // every failure is reported, not only the first
 		})
 	}
 	_ = g.Wait() // the goroutines report through outs
-	var errs []error
+	var (
+		objs []ManifestObject
+		c    storeCounts
+		errs []error
+	)
 	for _, o := range outs {
 		if o.err != nil {
 			errs = append(errs, o.err)
 			continue
 		}
 		objs = append(objs, o.obj)
-		if o.wrote {
-			written++
-		} else {
-			present++
+		switch {
+		case o.wrote:
+			c.written++
+		case o.obj.Native:
+			c.present++
+			c.native++
+		default:
+			c.present++
 		}
 	}
-	return objs, written, present, errors.Join(errs...)
+	return objs, c, errors.Join(errs...)
+}
+
+// storeOne archives one event in the backfill's layout and returns the
+// object that holds it and whether this call wrote it.
+func (b *Backfill) storeOne(ctx context.Context, source string, e Event, index *nativeIndex) (ManifestObject, bool, error) {
+	body := []byte(e.Raw)
+	key := e.Key(source)
+	var meta archive.Metadata
+	if index != nil { // gitlab-s3
+		conv, err := StreamingFromREST(e.Raw)
+		if err != nil {
+			return ManifestObject{}, false, err
+		}
+		if e, err = ParseEvent(conv); err != nil {
+			return ManifestObject{}, false, fmt.Errorf("converted event: %w", err)
+		}
+		body, key = conv, GitLabS3Key(e)
+		ref, found, err := index.lookup(ctx, e, key, b.lookahead())
+		if err != nil {
+			return ManifestObject{}, false, err
+		}
+		if found && ref.batch {
+			// In one of GitLab's batches, read when the index was built.
+			return ManifestObject{Key: ref.key, ID: e.ID, Bytes: ref.size, SHA256: ref.sha256, Native: true}, false, nil
+		}
+		if found {
+			// Already archived, by GitLab or an earlier run: never written
+			// again, only read to record its hash.
+			stored, err := b.Store.Get(ctx, ref.key)
+			if err != nil {
+				return ManifestObject{}, false, err
+			}
+			return manifestObject(ref.key, e.ID, stored, ref.native(e.CreatedAt.UnixMilli())), false, nil
+		}
+		meta = archive.Metadata{MetaOrigin: OriginREST}
+	}
+	wrote, err := b.Store.PutIfAbsent(ctx, key, body, meta)
+	if err == nil && !wrote {
+		body, err = b.Store.Get(ctx, key)
+	}
+	if err != nil {
+		return ManifestObject{}, false, err
+	}
+	return manifestObject(key, e.ID, body, false), wrote, nil
+}
+
+func manifestObject(key, id string, body []byte, native bool) ManifestObject {
+	sum := sha256.Sum256(body)
+	return ManifestObject{Key: key, ID: id, Bytes: len(body), SHA256: hex.EncodeToString(sum[:]), Native: native}
 }

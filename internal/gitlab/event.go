@@ -1,14 +1,20 @@
 // Package gitlab archives GitLab audit events: a streaming receiver for GitLab's
-// audit event streaming (HTTP destinations) and a backfill from the REST API
-// (groups, projects or the whole instance). Both write every event once, as the
-// exact JSON bytes GitLab sent, at the same key:
+// audit event streaming (HTTP destinations, one event or a JSON array of events
+// per request) and a backfill from the REST API (groups, projects or the whole
+// instance). Both write every event once, in one of two layouts (Layout):
 //
-//	[prefix/]GitLab/<source>/YYYY/MM/DD/<id>.json
+//	[prefix/]GitLab/<source>/YYYY/MM/DD/<id>.json                      default
+//	[prefix/]<entity_type>/<YYYY>/<MM>/<event_type>_<id>_<time_ms>.json gitlab-s3
 //
-// where the day is the UTC day of the event's created_at and <id> its GitLab id,
-// so a streamed event and the same event backfilled later coincide, and a
-// duplicate delivery stores nothing new (GitLab delivers at least once and tells
-// receivers to de-duplicate on id).
+// The default layout's day is the UTC day of the event's created_at and <id>
+// its GitLab id, so a streamed event and the same event backfilled later
+// coincide, and a duplicate delivery stores nothing new (GitLab delivers at
+// least once and tells receivers to de-duplicate on id). The gitlab-s3 layout
+// is the one GitLab's own Amazon S3 streaming destination writes, with
+// created_at in place of the upload time, so that recovered events sit beside
+// GitLab's own objects; the backfill finds those by id and does not write
+// them again. Per-window manifests (manifest.go) make backfills resumable and
+// verifiable (Verify).
 package gitlab
 
 import (
@@ -51,9 +57,17 @@ const ManifestRoot = "trailfill/gitlab-manifests/"
 
 // Event is one validated audit event.
 type Event struct {
-	ID        string          // decimal digits, no sign, no leading zero
+	// ID is GitLab's id: decimal digits without sign or leading zero (events
+	// saved to the database), or for streaming-only events, which have no
+	// database id, the string GitLab streams instead (a UUID: see validID).
+	ID        string
 	CreatedAt time.Time       // UTC
 	Raw       json.RawMessage // the event's exact bytes as received
+	// EntityType and EventType are the payload's entity_type and event_type
+	// strings ("" when absent or not strings); the gitlab-s3 layout's keys
+	// use them.
+	EntityType string
+	EventType  string
 }
 
 // Key is the archive key of e under source.
@@ -90,46 +104,91 @@ func ValidateSource(s string) error {
 // ParseBody decodes a request body holding either one event object or a JSON
 // array of event objects and validates every event. It returns the events in
 // order, each with its exact bytes. Any invalid event makes the whole body
-// invalid, so that nothing of a bad request is stored.
+// invalid (ParseBatch is the lenient form the receiver uses).
 func ParseBody(body []byte) ([]Event, error) {
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 {
-		return nil, errors.New("empty body: expected a JSON event object or an array of them")
+	events, rejected, err := ParseBatch(body)
+	if err != nil {
+		return nil, err
 	}
-	var raws []json.RawMessage
-	switch trimmed[0] {
-	case '[':
-		if err := json.Unmarshal(body, &raws); err != nil {
-			return nil, fmt.Errorf("body is not a valid JSON array of events: %w", err)
-		}
-		if len(raws) == 0 {
-			return nil, errors.New("empty event array")
-		}
-	case '{':
-		var one json.RawMessage
-		if err := json.Unmarshal(body, &one); err != nil {
-			return nil, fmt.Errorf("body is not a valid JSON event object: %w", err)
-		}
-		raws = []json.RawMessage{one}
-	default:
-		return nil, errors.New("body is not JSON: expected an event object or an array of them")
-	}
-	events := make([]Event, len(raws))
-	for i, raw := range raws {
-		e, err := ParseEvent(raw)
-		if err != nil {
-			if len(raws) > 1 {
-				return nil, fmt.Errorf("event %d of %d: %w", i+1, len(raws), err)
-			}
-			return nil, err
-		}
-		events[i] = e
+	if len(rejected) > 0 {
+		r := rejected[0]
+		return nil, fmt.Errorf("event %d of %d: %s", r.Index+1, len(events)+len(rejected), r.Error)
 	}
 	return events, nil
 }
 
-// ParseEvent validates one event: a JSON object with an id (a JSON integer or a
-// string of decimal digits) and a created_at in RFC 3339. raw is kept as is.
+// Rejection is an element of a JSON array of events that is not a valid
+// event.
+type Rejection struct {
+	Index int    `json:"index"`        // position in the array, from 0
+	ID    string `json:"id,omitempty"` // the element's id, when it has a valid one
+	Error string `json:"error"`
+}
+
+// ParseBatch decodes a request body holding one event object or a JSON array
+// of event objects (GitLab's batched delivery). It fails, and nothing of the
+// body is to be stored, when the body is not one well-formed JSON object or
+// array, when the array is empty, and when a single object is not a valid
+// event. For an array it returns the valid events in order, each with its
+// exact bytes, and a Rejection for every element that is not a valid event.
+func ParseBatch(body []byte) ([]Event, []Rejection, error) {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return nil, nil, errors.New("empty body: expected a JSON event object or an array of them")
+	}
+	switch trimmed[0] {
+	case '[':
+		var raws []json.RawMessage
+		if err := json.Unmarshal(body, &raws); err != nil {
+			return nil, nil, fmt.Errorf("body is not a valid JSON array of events: %w", err)
+		}
+		if len(raws) == 0 {
+			return nil, nil, errors.New("empty event array")
+		}
+		events := make([]Event, 0, len(raws))
+		var rejected []Rejection
+		for i, raw := range raws {
+			e, err := ParseEvent(raw)
+			if err != nil {
+				rejected = append(rejected, Rejection{Index: i, ID: idOf(raw), Error: err.Error()})
+				continue
+			}
+			events = append(events, e)
+		}
+		return events, rejected, nil
+	case '{':
+		var one json.RawMessage
+		if err := json.Unmarshal(body, &one); err != nil {
+			return nil, nil, fmt.Errorf("body is not a valid JSON event object: %w", err)
+		}
+		e, err := ParseEvent(one)
+		if err != nil {
+			return nil, nil, err
+		}
+		return []Event{e}, nil, nil
+	default:
+		return nil, nil, errors.New("body is not JSON: expected an event object or an array of them")
+	}
+}
+
+// idOf is the valid id of an event object, or "".
+func idOf(raw json.RawMessage) string {
+	var f struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(raw, &f) != nil || f.ID == nil {
+		return ""
+	}
+	id, err := parseID(f.ID)
+	if err != nil {
+		return ""
+	}
+	return id
+}
+
+// ParseEvent validates one event: a JSON object with an id (a JSON integer, a
+// string of decimal digits, or a streaming-only event's UUID string) and a
+// created_at in RFC 3339. raw is kept as is.
 func ParseEvent(raw json.RawMessage) (Event, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
@@ -155,29 +214,56 @@ func ParseEvent(raw json.RawMessage) (Event, error) {
 	if err != nil {
 		return Event{}, fmt.Errorf("event %s: created_at %q is not an RFC 3339 time", id, ca)
 	}
-	return Event{ID: id, CreatedAt: t.UTC(), Raw: raw}, nil
+	return Event{ID: id, CreatedAt: t.UTC(), Raw: raw,
+		EntityType: stringField(fields["entity_type"]), EventType: stringField(fields["event_type"])}, nil
 }
 
-// maxIDDigits bounds ids (GitLab ids are 64-bit integers: at most 19 digits).
+// stringField is a JSON string's value, or "" for anything else.
+func stringField(raw json.RawMessage) string {
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// maxIDDigits bounds numeric ids (GitLab ids are 64-bit integers: at most 19
+// digits).
 const maxIDDigits = 20
 
-// parseID accepts a JSON integer (1234) or a string of digits ("1234") and
-// returns the canonical digits. Both spellings give the same key.
+// maxIDLen bounds other ids: a UUID has 36 characters.
+const maxIDLen = 64
+
+// parseID accepts a JSON integer (1234), a string of digits ("1234") or a
+// streaming-only event's id string and returns the canonical id. The integer
+// and digit-string spellings give the same key.
+//
+// GitLab streams events that are not saved to the database with a string id
+// instead: BaseStreamDestination#request_body sets
+// `body["id"] = upstream_stream_id || SecureRandom.uuid if @audit_event.id.blank?`
+// (ee/lib/audit_events/streaming/destinations/base_stream_destination.rb).
+// Such ids are accepted when they are 1 to 64 characters of [0-9A-Za-z-]
+// holding a non-digit, so that they are safe in keys.
 func parseID(raw json.RawMessage) (string, error) {
 	s := string(raw)
-	if len(raw) > 0 && raw[0] == '"' {
+	quoted := len(raw) > 0 && raw[0] == '"'
+	if quoted {
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return "", errors.New("event id is not a valid JSON string")
 		}
 	}
-	if !isDigits(s) {
-		if len(s) > 40 {
-			s = s[:40] + "..."
-		}
-		return "", fmt.Errorf("event id %s is not a positive integer (expected digits only)", s)
+	if isDigits(s) || quoted && isStreamID(s) {
+		return s, nil
 	}
-	return s, nil
+	if len(s) > 40 {
+		s = s[:40] + "..."
+	}
+	return "", fmt.Errorf("event id %s is not a positive integer or a streaming id (expected digits, or a UUID string)", s)
 }
+
+// validID reports whether s is an id parseID returns (digits or a
+// streaming id).
+func validID(s string) bool { return isDigits(s) || isStreamID(s) }
 
 func isDigits(s string) bool {
 	if s == "" || len(s) > maxIDDigits || (s[0] == '0' && len(s) > 1) {
@@ -189,4 +275,24 @@ func isDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+// isStreamID reports whether s is an acceptable non-numeric id: 1 to 64
+// characters of [0-9A-Za-z-], not only digits (digit strings must be
+// canonical numbers), not starting with '-'.
+func isStreamID(s string) bool {
+	if s == "" || len(s) > maxIDLen || s[0] == '-' {
+		return false
+	}
+	digits := true
+	for _, c := range []byte(s) {
+		switch {
+		case c >= '0' && c <= '9':
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '-':
+			digits = false
+		default:
+			return false
+		}
+	}
+	return !digits
 }

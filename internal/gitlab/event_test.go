@@ -1,6 +1,7 @@
 package gitlab
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -74,7 +75,12 @@ func TestParseBodyRejects(t *testing.T) {
 		"float id":           `{"id":1.5,"created_at":"2022-02-23T06:21:05.283Z"}`,
 		"exp id":             `{"id":1e3,"created_at":"2022-02-23T06:21:05.283Z"}`,
 		"path id":            `{"id":"../x","created_at":"2022-02-23T06:21:05.283Z"}`,
-		"uuid id":            `{"id":"3f2b7c1e-0000-4000-8000-000000000000","created_at":"2022-02-23T06:21:05.283Z"}`,
+		"unquoted uuid id":   `{"id":3f2b7c1e-0000-4000-8000-000000000000,"created_at":"2022-02-23T06:21:05.283Z"}`,
+		"id with a slash":    `{"id":"ab/cd","created_at":"2022-02-23T06:21:05.283Z"}`,
+		"id with a dot":      `{"id":"ab.cd","created_at":"2022-02-23T06:21:05.283Z"}`,
+		"id with underscore": `{"id":"ab_cd","created_at":"2022-02-23T06:21:05.283Z"}`,
+		"id leading dash":    `{"id":"-abc","created_at":"2022-02-23T06:21:05.283Z"}`,
+		"id too long":        `{"id":"` + strings.Repeat("a", 65) + `","created_at":"2022-02-23T06:21:05.283Z"}`,
 		"leading zero id":    `{"id":"01","created_at":"2022-02-23T06:21:05.283Z"}`,
 		"empty id":           `{"id":"","created_at":"2022-02-23T06:21:05.283Z"}`,
 		"huge id":            `{"id":123456789012345678901,"created_at":"2022-02-23T06:21:05.283Z"}`,
@@ -88,6 +94,59 @@ func TestParseBodyRejects(t *testing.T) {
 		if evs, err := ParseBody([]byte(body)); err == nil {
 			t.Errorf("%s: ParseBody(%q) accepted %d events", name, body, len(evs))
 		}
+	}
+}
+
+// TestParseEventStreamingOnlyIDs accepts the ids GitLab streams for events
+// that are not saved to the database (a UUID), as strings only.
+func TestParseEventStreamingOnlyIDs(t *testing.T) {
+	for raw, want := range map[string]string{
+		`{"id":"3f2b7c1e-0000-4000-8000-00000000abcd","created_at":"2022-02-23T06:21:05.283Z","entity_type":"Project","event_type":"repository_git_operation"}`: "3f2b7c1e-0000-4000-8000-00000000abcd",
+		`{"id":"ABC-def-9","created_at":"2022-02-23T06:21:05.283Z"}`:                       "ABC-def-9",
+		`{"id":"` + strings.Repeat("a", 64) + `","created_at":"2022-02-23T06:21:05.283Z"}`: strings.Repeat("a", 64),
+		`{"id":"12","created_at":"2022-02-23T06:21:05.283Z"}`:                              "12",
+	} {
+		e, err := ParseEvent([]byte(raw))
+		if err != nil || e.ID != want {
+			t.Errorf("ParseEvent(%s) = %q, %v; want id %q", raw, e.ID, err, want)
+		}
+	}
+	e, _ := ParseEvent([]byte(`{"id":"3f2b7c1e-0000-4000-8000-00000000abcd","created_at":"2022-02-23T06:21:05.283Z","entity_type":"Project","event_type":"repository_git_operation"}`))
+	if e.EntityType != "Project" || e.EventType != "repository_git_operation" || e.Key("s") != "GitLab/s/2022/02/23/3f2b7c1e-0000-4000-8000-00000000abcd.json" {
+		t.Errorf("event %+v", e)
+	}
+}
+
+// TestParseBatch keeps the valid elements of a batch and lists the others;
+// a body that is not a well-formed object or array fails whole.
+func TestParseBatch(t *testing.T) {
+	ok1 := `{"id":1,"created_at":"2022-02-23T06:21:05.283Z"}`
+	ok3 := `{"id":"3","created_at":"2022-02-23T06:21:05.283Z"}`
+	events, rejected, err := ParseBatch([]byte("[" + ok1 + `,{"id":2},` + ok3 + `,null,{"id":"x/y","created_at":"2022-02-23T06:21:05.283Z"},7]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 2 || events[0].ID != "1" || events[1].ID != "3" || string(events[1].Raw) != ok3 {
+		t.Errorf("events %+v", events)
+	}
+	want := []Rejection{
+		{Index: 1, ID: "2", Error: "event 2 has no created_at"},
+		{Index: 3, Error: "event is not a JSON object"},
+		{Index: 4, Error: "event id x/y is not a positive integer or a streaming id (expected digits, or a UUID string)"},
+		{Index: 5, Error: "event is not a JSON object"},
+	}
+	if fmt.Sprint(rejected) != fmt.Sprint(want) {
+		t.Errorf("rejected %+v\nwant %+v", rejected, want)
+	}
+	for name, body := range map[string]string{
+		"not json": `x`, "broken array": "[" + ok1 + ",", "empty array": `[]`, "bad single": `{"id":1}`, "empty": ``,
+	} {
+		if _, _, err := ParseBatch([]byte(body)); err == nil {
+			t.Errorf("%s: ParseBatch(%q) accepted", name, body)
+		}
+	}
+	if _, err := ParseBody([]byte("[" + ok1 + `,{"id":2}]`)); err == nil || err.Error() != "event 2 of 2: event 2 has no created_at" {
+		t.Errorf("ParseBody of a partly invalid batch: %v", err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -147,3 +148,120 @@ func (failingStore) PutIfAbsent(context.Context, string, []byte, archive.Metadat
 }
 
 func (failingStore) Put(context.Context, string, []byte) error { return errors.New("disk on fire") }
+
+// memStore is an in-memory archive.Store with the contract's semantics
+// (create-only PutIfAbsent, sorted List), for tests that write thousands of
+// objects: a local folder syncs each file to disk.
+type memStore struct {
+	mu   sync.Mutex
+	objs map[string][]byte
+	meta map[string]archive.Metadata
+}
+
+func newMemStore() *memStore {
+	return &memStore{objs: map[string][]byte{}, meta: map[string]archive.Metadata{}}
+}
+
+func (m *memStore) Put(_ context.Context, key string, body []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.objs[key] = append([]byte(nil), body...)
+	delete(m.meta, key)
+	return nil
+}
+
+func (m *memStore) PutIfAbsent(_ context.Context, key string, body []byte, meta archive.Metadata) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.objs[key]; ok {
+		return false, nil
+	}
+	m.objs[key] = append([]byte(nil), body...)
+	if len(meta) > 0 {
+		m.meta[key] = meta
+	}
+	return true, nil
+}
+
+func (m *memStore) Get(_ context.Context, key string) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.objs[key]
+	if !ok {
+		return nil, fmt.Errorf("get %s: %w", key, archive.ErrNotFound)
+	}
+	return append([]byte(nil), b...), nil
+}
+
+func (m *memStore) Head(_ context.Context, key string) (archive.ObjectInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.objs[key]
+	if !ok {
+		return archive.ObjectInfo{}, fmt.Errorf("head %s: %w", key, archive.ErrNotFound)
+	}
+	return archive.ObjectInfo{Size: int64(len(b)), Metadata: m.meta[key]}, nil
+}
+
+func (m *memStore) Delete(_ context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.objs, key)
+	delete(m.meta, key)
+	return nil
+}
+
+func (m *memStore) List(_ context.Context, prefix string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var keys []string
+	for k := range m.objs {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys, nil
+}
+
+func (m *memStore) String() string { return "memory" }
+
+// files returns a copy of every object.
+func (m *memStore) files() map[string]string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]string, len(m.objs))
+	for k, v := range m.objs {
+		out[k] = string(v)
+	}
+	return out
+}
+
+// diffFiles reports the differences between got and want (key -> content).
+func diffFiles(t *testing.T, got, want map[string]string) {
+	t.Helper()
+	n := 0
+	for _, k := range sortedKeys(want) {
+		g, ok := got[k]
+		switch {
+		case !ok:
+			t.Errorf("archive lacks %s", k)
+			n++
+		case g != want[k]:
+			t.Errorf("archive %s =\n%s\nwant\n%s", k, g, want[k])
+			n++
+		}
+		if n > 10 {
+			t.Fatal("too many differences")
+		}
+	}
+	for _, k := range sortedKeys(got) {
+		if _, ok := want[k]; !ok {
+			t.Errorf("archive holds unexpected %s", k)
+			n++
+			if n > 10 {
+				t.Fatal("too many differences")
+			}
+		}
+	}
+}

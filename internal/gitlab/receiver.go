@@ -1,6 +1,7 @@
 package gitlab
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,8 +21,14 @@ import (
 // answer; a write still running then keeps going until this limit.
 const DefaultStoreTimeout = 60 * time.Second
 
-// storeConcurrency is how many events of one request are written at once.
-const storeConcurrency = 8
+// storeConcurrency is how many events of one request (or of one backfill
+// page) are written at once: a batch of thousands of events is written in
+// about 1/16 of the time of its writes one after the other.
+const storeConcurrency = 16
+
+// maxRejectionsListed bounds the rejections listed in an answer (all are
+// counted and logged).
+const maxRejectionsListed = 100
 
 // Receiver is the streaming destination: it verifies the token, validates the
 // events and stores each one before answering. The same Receiver serves the
@@ -30,6 +37,7 @@ type Receiver struct {
 	Store   archive.Store
 	Tokens  *Tokens
 	Source  string       // <source> key segment; DefaultSource if empty
+	Layout  Layout       // archive layout; LayoutDefault if empty
 	MaxBody int64        // request body limit in bytes; DefaultMaxBody if <= 0
 	Logger  *slog.Logger // slog.Default() if nil
 	// StoreTimeout bounds the writes of one request; DefaultStoreTimeout if 0.
@@ -38,24 +46,53 @@ type Receiver struct {
 	Health bool
 }
 
-// NewReceiver checks the configuration and returns a Receiver.
+// ReceiverOptions configure a Receiver (see NewReceiverFromOptions). Zero
+// values take the defaults.
+type ReceiverOptions struct {
+	Store   archive.Store // required
+	Tokens  *Tokens       // required, at least one token
+	Source  string        // DefaultSource if empty
+	Layout  Layout        // LayoutDefault if empty
+	MaxBody int64         // DefaultMaxBody if <= 0
+	Logger  *slog.Logger
+	// StoreTimeout bounds the writes of one request (DefaultStoreTimeout if 0).
+	StoreTimeout time.Duration
+	// Health makes GET /healthz answer 200 (the local server; not the Lambda).
+	Health bool
+}
+
+// NewReceiver checks the configuration and returns a Receiver in the default
+// layout (NewReceiverFromOptions takes every option).
 func NewReceiver(store archive.Store, tokens *Tokens, source string, maxBody int64, logger *slog.Logger) (*Receiver, error) {
-	if store == nil {
+	return NewReceiverFromOptions(ReceiverOptions{Store: store, Tokens: tokens, Source: source, MaxBody: maxBody, Logger: logger})
+}
+
+// NewReceiverFromOptions checks the options and returns a Receiver.
+func NewReceiverFromOptions(o ReceiverOptions) (*Receiver, error) {
+	if o.Store == nil {
 		return nil, errors.New("receiver needs an archive store")
 	}
-	if tokens == nil || tokens.Len() == 0 {
+	if o.Tokens == nil || o.Tokens.Len() == 0 {
 		return nil, errors.New("receiver needs at least one verification token")
 	}
-	if source == "" {
-		source = DefaultSource
+	if o.Source == "" {
+		o.Source = DefaultSource
 	}
-	if err := ValidateSource(source); err != nil {
+	if err := ValidateSource(o.Source); err != nil {
 		return nil, err
 	}
-	if maxBody <= 0 {
-		maxBody = DefaultMaxBody
+	layout, err := ParseLayout(string(o.Layout))
+	if err != nil {
+		return nil, err
 	}
-	return &Receiver{Store: store, Tokens: tokens, Source: source, MaxBody: maxBody, Logger: logger}, nil
+	if o.MaxBody <= 0 {
+		o.MaxBody = DefaultMaxBody
+	}
+	if o.StoreTimeout < 0 {
+		return nil, fmt.Errorf("invalid store timeout %s: use a positive duration", o.StoreTimeout)
+	}
+	return &Receiver{Store: o.Store, Tokens: o.Tokens, Source: o.Source, Layout: layout, MaxBody: o.MaxBody,
+		Logger: o.Logger, StoreTimeout: o.StoreTimeout, Health: o.Health}, nil
 }
 
 // Request is what the receiver needs of an HTTP request.
@@ -76,11 +113,16 @@ type Response struct {
 	Body   []byte // JSON
 }
 
-// result is the 200 answer: what one request stored.
+// result is the 200 and 207 answer: what one request stored, and the
+// elements of a batch that were not valid events (207; also listed in a 400
+// when no element was valid).
 type result struct {
-	Events     int `json:"events"`
-	Stored     int `json:"stored"`
-	Duplicates int `json:"duplicates"`
+	Events     int         `json:"events"`
+	Stored     int         `json:"stored"`
+	Duplicates int         `json:"duplicates"`
+	Rejected   int         `json:"rejected,omitempty"`
+	Rejections []Rejection `json:"rejections,omitempty"` // the first 100
+	Error      string      `json:"error,omitempty"`
 }
 
 func (r *Receiver) logger() *slog.Logger {
@@ -123,9 +165,13 @@ func errorResponse(status int, msg string, extra ...string) Response {
 // Handle is the receiver's core, shared by both front ends. It answers:
 // 405 for anything but POST (GET /healthz is 200 when Health is set), 401 for a
 // missing or wrong token, 413 for a body over the limit, 400 for a body that is
-// not one valid event or an array of valid events, 500 when a write failed, and
-// 200 once every event of the request is stored (duplicates included: they are
-// already stored). Nothing is stored unless the token and the whole body are valid.
+// not one valid event or a JSON array with at least one valid event, 500 when
+// a write failed, 200 once every event of the request is stored (duplicates
+// included: they are already stored), and 207 once every valid event of a
+// batch (a JSON array, GitLab's batched delivery) is stored while some
+// elements were not valid events: the answer lists them (index, id, reason).
+// Nothing is stored unless the token is valid and the body is a well-formed
+// event or array of events.
 func (r *Receiver) Handle(ctx context.Context, req Request) Response {
 	log := r.logger().With("method", req.Method, "path", req.Path)
 	if req.Remote != "" {
@@ -149,8 +195,12 @@ func (r *Receiver) Handle(ctx context.Context, req Request) Response {
 		return errorResponse(http.StatusUnauthorized, "wrong "+TokenHeader+" header")
 	}
 	log = log.With("destination", dest)
-	if et := req.Header.Get("X-Gitlab-Audit-Event-Type"); et != "" && len(et) <= 200 {
-		log = log.With("event_type", et)
+	headerType := req.Header.Get(EventTypeHeader)
+	if len(headerType) > maxEventTypeLen {
+		headerType = ""
+	}
+	if headerType != "" {
+		log = log.With("event_type", headerType)
 	}
 
 	limit := r.maxBody()
@@ -167,10 +217,23 @@ func (r *Receiver) Handle(ctx context.Context, req Request) Response {
 		log.WarnContext(ctx, "gitlab receiver: could not read body", "status", http.StatusBadRequest, "err", err)
 		return errorResponse(http.StatusBadRequest, "could not read body")
 	}
-	events, err := ParseBody(body)
+	events, rejected, err := ParseBatch(body)
 	if err != nil {
 		log.WarnContext(ctx, "gitlab receiver: rejected malformed body", "status", http.StatusBadRequest, "bytes", len(body), "err", err)
 		return errorResponse(http.StatusBadRequest, err.Error())
+	}
+	res := result{Events: len(events) + len(rejected), Rejected: len(rejected), Rejections: rejected[:min(len(rejected), maxRejectionsListed)]}
+	if len(events) == 0 {
+		log.WarnContext(ctx, "gitlab receiver: rejected batch without a valid event", "status", http.StatusBadRequest,
+			"events", res.Events, "first_rejection", rejected[0].Error)
+		res.Error = "no element of the array is a valid event"
+		return jsonResponse(http.StatusBadRequest, res)
+	}
+	// A single event delivered with the event-type header (GitLab's
+	// per-event path) names its type there if its payload does not; a batch
+	// has no header and its events carry their own event_type.
+	if headerType != "" && len(events) == 1 && len(rejected) == 0 && events[0].EventType == "" && bytes.HasPrefix(bytes.TrimLeft(body, " \t\r\n"), []byte("{")) {
+		events[0].EventType = headerType
 	}
 
 	// The request is authentic and valid: finish writing even if the client
@@ -181,15 +244,28 @@ func (r *Receiver) Handle(ctx context.Context, req Request) Response {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	res, err := StoreEvents(sctx, r.Store, r.source(), events)
+	var meta archive.Metadata
+	if r.Layout.orDefault() == LayoutGitLabS3 {
+		meta = archive.Metadata{MetaOrigin: OriginStream}
+	}
+	stored, err := StoreEventsLayout(sctx, r.Store, r.Layout, r.source(), events, meta)
+	res.Stored, res.Duplicates = stored.Stored, stored.Duplicates
 	if err != nil {
 		log.ErrorContext(ctx, "gitlab receiver: store failed, events not archived", "status", http.StatusInternalServerError,
-			"events", len(events), "stored", res.Stored, "duplicates", res.Duplicates, "ids", ids(events), "err", err)
+			"events", len(events), "stored", stored.Stored, "duplicates", stored.Duplicates, "ids", ids(events), "err", err)
 		return errorResponse(http.StatusInternalServerError, "storing the events failed; see the receiver's logs")
 	}
-	log.InfoContext(ctx, "gitlab receiver: events archived", "status", http.StatusOK,
+	if len(rejected) > 0 {
+		// Logged as an error: GitLab ignores the answer, so the log is where
+		// an operator learns that events were lost.
+		log.ErrorContext(ctx, "gitlab receiver: batch partly rejected, valid events archived", "status", http.StatusMultiStatus,
+			"events", res.Events, "stored", res.Stored, "duplicates", res.Duplicates, "rejected", len(rejected),
+			"rejections", rejected[:min(len(rejected), 20)], "bytes", len(body))
+		return jsonResponse(http.StatusMultiStatus, res)
+	}
+	log.InfoContext(ctx, "gitlab receiver: events archived", "status", http.StatusOK, "layout", r.Layout.String(),
 		"events", len(events), "stored", res.Stored, "duplicates", res.Duplicates, "bytes", len(body))
-	return jsonResponse(http.StatusOK, result{Events: len(events), Stored: res.Stored, Duplicates: res.Duplicates})
+	return jsonResponse(http.StatusOK, res)
 }
 
 func ids(events []Event) []string {
@@ -233,11 +309,18 @@ type StoreResult struct {
 	Duplicates int // events whose key already existed (or repeated in the batch)
 }
 
-// StoreEvents writes each event at its key with PutIfAbsent (an existing event
-// is never rewritten), a few at a time. Events repeating an id of the batch
-// are counted as duplicates and not written twice. It returns after every
-// write finished; the error joins every failed write.
+// StoreEvents writes each event at its default-layout key (see
+// StoreEventsLayout).
 func StoreEvents(ctx context.Context, store archive.Store, source string, events []Event) (StoreResult, error) {
+	return StoreEventsLayout(ctx, store, LayoutDefault, source, events, nil)
+}
+
+// StoreEventsLayout writes each event at its key in layout with PutIfAbsent
+// (an existing event is never rewritten) and meta, a few at a time. Events
+// repeating an id of the batch are counted as duplicates and not written
+// twice, whatever their event type. It returns after every write finished;
+// the error joins every failed write.
+func StoreEventsLayout(ctx context.Context, store archive.Store, layout Layout, source string, events []Event, meta archive.Metadata) (StoreResult, error) {
 	var (
 		mu   sync.Mutex
 		res  StoreResult
@@ -247,14 +330,14 @@ func StoreEvents(ctx context.Context, store archive.Store, source string, events
 	)
 	g.SetLimit(storeConcurrency)
 	for _, e := range events {
-		key := e.Key(source)
-		if seen[key] {
+		if seen[e.ID] {
 			res.Duplicates++
 			continue
 		}
-		seen[key] = true
+		seen[e.ID] = true
+		key := layout.Key(source, e)
 		g.Go(func() error {
-			wrote, err := store.PutIfAbsent(ctx, key, e.Raw, nil)
+			wrote, err := store.PutIfAbsent(ctx, key, e.Raw, meta)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {

@@ -35,18 +35,27 @@ func newRecvFixture(t *testing.T, maxBody int64) *recvFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f := newRecvFixtureWith(t, ReceiverOptions{Store: store, MaxBody: maxBody})
+	f.root = root
+	return f
+}
+
+// newRecvFixtureWith serves a receiver with options o (tokens A and B, a
+// test logger and /healthz added) on a local HTTP server.
+func newRecvFixtureWith(t *testing.T, o ReceiverOptions) *recvFixture {
+	t.Helper()
 	tokens, err := ParseTokens(tokenA + "\n" + tokenB + "\n")
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	recv, err := NewReceiver(store, tokens, "", maxBody, testLogger(logs))
+	o.Tokens, o.Logger, o.Health = tokens, testLogger(logs), true
+	recv, err := NewReceiverFromOptions(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	recv.Health = true
 	srv := httptest.NewServer(recv)
-	f := &recvFixture{root: root, recv: recv, srv: srv, logs: logs}
+	f := &recvFixture{recv: recv, srv: srv, logs: logs}
 	t.Cleanup(func() {
 		srv.Close()
 		for _, tok := range []string{tokenA, tokenB} {
@@ -228,7 +237,8 @@ func TestReceiverRejects(t *testing.T) {
 		{"no id", tokenA, `{"created_at":"2022-02-23T06:21:05.283Z"}`, http.StatusBadRequest},
 		{"bad id", tokenA, `{"id":"../../etc","created_at":"2022-02-23T06:21:05.283Z"}`, http.StatusBadRequest},
 		{"bad created_at", tokenA, `{"id":5,"created_at":"yesterday"}`, http.StatusBadRequest},
-		{"batch with one bad event", tokenA, "[" + withID(t, ok, "7") + `,{"id":8}]`, http.StatusBadRequest},
+		{"batch without a valid event", tokenA, `[{"id":8},{"id":"x/y","created_at":"2022-02-23T06:21:05.283Z"},null]`, http.StatusBadRequest},
+		{"batch, broken JSON", tokenA, "[" + withID(t, ok, "7") + `,{"id":8}`, http.StatusBadRequest},
 		{"oversize", tokenA, "[" + strings.Repeat(withID(t, ok, "9")+",", 5) + withID(t, ok, "9") + "]", http.StatusRequestEntityTooLarge},
 		{"oversize, wrong token", "nope-nope-nope-nope", strings.Repeat(" ", 4096), http.StatusUnauthorized},
 	}

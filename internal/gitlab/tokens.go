@@ -12,6 +12,10 @@ import (
 // TokenHeader carries a streaming destination's verification token.
 const TokenHeader = "X-Gitlab-Event-Streaming-Token"
 
+// EventTypeHeader names the event type of a per-event delivery (GitLab's
+// EVENT_TYPE_HEADER_KEY); batched deliveries have none.
+const EventTypeHeader = "X-Gitlab-Audit-Event-Type"
+
 // MinTokenLength is the shortest accepted verification token. GitLab generates
 // 24-character tokens and accepts user-chosen ones of 16 to 24 characters.
 const MinTokenLength = 16
