@@ -99,6 +99,20 @@ type Job struct {
 	// StopAt is a soft deadline: when it passes, the run stops issuing requests,
 	// finishes its writes and returns Complete=false. Zero means none.
 	StopAt time.Time
+	// Selector keeps the events the trail being recovered logs; nil keeps
+	// every management event.
+	Selector Selector
+}
+
+// Selector chooses the management events a trail logs (its event
+// selectors): only those are archived.
+type Selector interface {
+	// Name identifies the selection in manifests and the coverage index; ""
+	// is every management event. Windows archived under another selection
+	// are read again.
+	Name() string
+	// Keep reports whether the trail logs the event (its CloudTrailEvent JSON).
+	Keep(record []byte) (bool, error)
 }
 
 // Result reports one run of a partition.
@@ -136,6 +150,7 @@ type run struct {
 	now     time.Time
 	cancel  context.CancelFunc // stops everything, writes included, on failure
 	scanner *archive.TrailScanner
+	filter  string             // the selector's name ("": every management event)
 	planned *archive.Planned   // what the plan's LIST and coverage index said
 	learned []archive.Interval // settled coverage the index does not have yet
 
@@ -209,6 +224,9 @@ func Run(ctx context.Context, cfg Config, job Job) (Result, error) {
 		slices: make(map[int64]*slice),
 		active: make(map[*rng]bool),
 		writes: make(chan *slice, 64),
+	}
+	if job.Selector != nil {
+		r.filter = job.Selector.Name()
 	}
 	r.cond = sync.NewCond(&r.mu)
 	if err := r.plan(ctx); err != nil {

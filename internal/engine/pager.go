@@ -130,9 +130,23 @@ func (r *run) absorb(ctx context.Context, rg *rng, events []types.Event, last bo
 		if !t.Before(rg.qTo) {
 			continue // at or after the range end: belongs to the next window
 		}
+		if t.Before(oldest) {
+			oldest = t // every event of the page tells how far the range is read
+		}
+		rg.received++ // the range's density, whatever the trail keeps
 		s := r.slices[t.Truncate(archive.SliceLength).Unix()]
 		if s == nil || !s.wants(t) {
 			continue
+		}
+		if sel := r.job.Selector; sel != nil {
+			keep, err := sel.Keep([]byte(rec))
+			if err != nil {
+				r.mu.Unlock()
+				return fmt.Errorf("select event %s of %s/%s: %w", id, r.job.Account, r.job.Region, err)
+			}
+			if !keep {
+				continue // the trail does not log it
+			}
 		}
 		if s.state != reading {
 			if !t.Before(rg.floor) {
@@ -152,10 +166,6 @@ func (r *run) absorb(ctx context.Context, rg *rng, events []types.Event, last bo
 				r.mu.Unlock()
 				return err
 			}
-			rg.received++
-		}
-		if t.Before(oldest) {
-			oldest = t
 		}
 	}
 	newFloor := rg.floor

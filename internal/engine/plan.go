@@ -22,7 +22,7 @@ func (r *run) plan(ctx context.Context) error {
 		return nil
 	}
 	prefix := archive.ManifestPrefix(j.Account, j.Region)
-	planned, err := archive.PlanPrefix(ctx, r.cfg.Store, prefix, all[0].Start, all[len(all)-1].Start.Add(time.Second), "")
+	planned, err := archive.PlanPrefix(ctx, r.cfg.Store, prefix, all[0].Start, all[len(all)-1].Start.Add(time.Second), r.filter)
 	if err != nil {
 		return fmt.Errorf("read the manifests of %s/%s (check read access to the archive): %w", j.Account, j.Region, err)
 	}
@@ -49,6 +49,11 @@ func (r *run) plan(ctx context.Context) error {
 		m := manifests[w.Start.Unix()]
 		if m != nil && m.OrgID != r.cfg.OrgID {
 			return fmt.Errorf("the archive's manifest %s is of the layout of organization %q, this run writes %q: use the same --org-id as the earlier runs (one archive holds one layout)", m.Key(), m.OrgID, r.cfg.OrgID)
+		}
+		if m != nil && m.Filter != "" && m.Filter != r.filter {
+			// Archived for another selection of events: read the window again
+			// (what is archived stays; what this selection adds is written).
+			m = &archive.Manifest{Version: m.Version, Account: m.Account, Region: m.Region, OrgID: m.OrgID, WindowStart: m.WindowStart}
 		}
 		if m != nil && m.Covers(w.From, w.To) {
 			r.learned = append(r.learned, m.Covered...)
@@ -151,7 +156,7 @@ func (r *run) recordCoverage(ctx context.Context) error {
 		return nil
 	}
 	prefix := archive.ManifestPrefix(r.job.Account, r.job.Region)
-	if err := archive.AddCoverage(ctx, r.cfg.Store, prefix, r.planned.HasIndex, "", add, r.now); err != nil {
+	if err := archive.AddCoverage(ctx, r.cfg.Store, prefix, r.planned.HasIndex, r.filter, add, r.now); err != nil {
 		return fmt.Errorf("update the coverage index of %s/%s (re-run to resume): %w", r.job.Account, r.job.Region, err)
 	}
 	return nil

@@ -160,6 +160,7 @@ func (r *run) finish(ctx context.Context, w *window) error {
 		Region:      r.job.Region,
 		OrgID:       r.cfg.OrgID,
 		WindowStart: w.Start,
+		Filter:      r.filter,
 		Objects:     []archive.ManifestObject{},
 		Query: archive.ManifestQuery{
 			API:        "cloudtrail:LookupEvents",

@@ -331,7 +331,9 @@ func StoreEventsLayout(ctx context.Context, store archive.Store, layout Layout, 
 	g.SetLimit(storeConcurrency)
 	for _, e := range events {
 		if seen[e.ID] {
+			mu.Lock()
 			res.Duplicates++
+			mu.Unlock()
 			continue
 		}
 		seen[e.ID] = true
