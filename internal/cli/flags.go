@@ -19,6 +19,11 @@ type rangeFlags struct {
 	noLookback                    bool
 	windowMinutes                 int
 	rate                          float64
+	// Exactly once in a real trail bucket.
+	ignoreNative    bool
+	nativeLookahead time.Duration
+	settleMargin    time.Duration
+	kmsKey          string
 }
 
 func (f *rangeFlags) register(fs *flag.FlagSet, outDefault string) {
@@ -33,6 +38,10 @@ func (f *rangeFlags) register(fs *flag.FlagSet, outDefault string) {
 	fs.BoolVar(&f.noLookback, "no-lookback-limit", false, "allow a start older than 90 days (emulators, replays)")
 	fs.IntVar(&f.windowMinutes, "window-minutes", contract.DefaultWindowMinutes, "window length in minutes (a multiple of 5 dividing a day): the unit of manifests and resume")
 	fs.Float64Var(&f.rate, "rate", pace.MaxRate, "LookupEvents requests/s per account and region, at most 2 (lower leaves quota to other callers)")
+	fs.BoolVar(&f.ignoreNative, "ignore-native", false, "do not read the trail files CloudTrail delivered itself (by default their events are not written again)")
+	fs.DurationVar(&f.nativeLookahead, "native-lookahead", engine.DefaultNativeLookahead, "how long after an event native trail files that can hold it are looked for (CloudTrail names files by delivery time; up to 720h)")
+	fs.DurationVar(&f.settleMargin, "settle-margin", engine.DefaultSettleMargin, "windows ending less than this before now are archived provisionally and read again by a later run (LookupEvents fills in over minutes); 0: none")
+	fs.StringVar(&f.kmsKey, "kms-key", "", "KMS key ARN: write S3 objects with SSE-KMS and this key (for buckets that require it)")
 }
 
 // rangeSpec is validated range input.
@@ -46,6 +55,11 @@ type rangeSpec struct {
 	Window     time.Duration
 	Rate       float64
 	Profile    string
+
+	IgnoreNative    bool
+	NativeLookahead time.Duration
+	SettleMargin    time.Duration
+	KMSKeyID        string
 }
 
 // spec validates every flag without touching the network or the archive.
@@ -108,6 +122,19 @@ func (f *rangeFlags) spec(now time.Time, needOut bool) (rangeSpec, error) {
 	}
 	s.Rate = f.rate
 	s.Profile = f.profile
+	if f.nativeLookahead < 0 || f.nativeLookahead > 30*24*time.Hour || f.nativeLookahead%time.Minute != 0 {
+		return s, usagef("--native-lookahead %s: give whole minutes from 0 to 720h (CloudTrail redelivers for up to 30 days)", f.nativeLookahead)
+	}
+	if f.settleMargin < 0 || f.settleMargin > 24*time.Hour || f.settleMargin%time.Minute != 0 {
+		return s, usagef("--settle-margin %s: give whole minutes from 0 to 24h", f.settleMargin)
+	}
+	s.IgnoreNative, s.NativeLookahead, s.SettleMargin = f.ignoreNative, f.nativeLookahead, f.settleMargin
+	if f.kmsKey != "" {
+		if err := validate.KMSKeyArn(f.kmsKey); err != nil {
+			return s, usageError{fmt.Errorf("--kms-key: %w", err)}
+		}
+		s.KMSKeyID = f.kmsKey
+	}
 	return s, nil
 }
 
@@ -121,7 +148,20 @@ func (s rangeSpec) input(parts []contract.Partition, destination string, maxConc
 		RoleName:       s.RoleName,
 		Destination:    destination,
 		MaxConcurrency: maxConcurrency,
+		// The exactly-once settings travel to every invocation; in the
+		// contract 0 means the function's default, so "none" is -1.
+		IgnoreNative:           s.IgnoreNative,
+		NativeLookaheadMinutes: minutesOrNone(s.NativeLookahead),
+		SettleMinutes:          minutesOrNone(s.SettleMargin),
 	}
+}
+
+// minutesOrNone is d in whole minutes, or -1 for zero.
+func minutesOrNone(d time.Duration) int {
+	if d == 0 {
+		return -1
+	}
+	return int(d / time.Minute)
 }
 
 // flagGiven reports whether the flag was given on the command line.

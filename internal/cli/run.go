@@ -57,7 +57,7 @@ func (t *tree) backfillLocally(ctx context.Context, spec rangeSpec) (*backfill.R
 	if err != nil {
 		return nil, err
 	}
-	store, err := t.deps.Store(ctx, spec.Dest, archive.S3Options{})
+	store, err := t.deps.Store(ctx, spec.Dest, archive.S3Options{KMSKeyID: spec.KMSKeyID})
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +99,17 @@ func printSummary(env *Env, spec rangeSpec, archiveName string, s *backfill.RunS
 	w := env.Stderr
 	fmt.Fprintf(w, "trailfill: archived %d events in %d files; %d windows done, %d already archived, over %d partition(s)\n",
 		s.Events, s.Files, s.Windows, s.Skipped, len(s.Partitions))
+	var native, present int64
+	provisional := 0
+	for _, p := range s.Partitions {
+		native, present, provisional = native+p.Native, present+p.Present, provisional+p.Provisional
+	}
+	if native > 0 || present > 0 {
+		fmt.Fprintf(w, "  not written again: %d events already in the trail's own files, %d in trailfill's files of an earlier or concurrent run\n", native, present)
+	}
+	if provisional > 0 {
+		fmt.Fprintf(w, "  %d window(s) end less than %s before now: archived provisionally; run the same command again later to add what LookupEvents still receives\n", provisional, spec.SettleMargin)
+	}
 	rate := 0.0
 	if s.Wall > 0 {
 		rate = float64(s.Events) / s.Wall.Seconds()

@@ -96,6 +96,7 @@ func (t *tree) startExec(ctx context.Context, fs *flag.FlagSet, f rangeFlags, s 
 		{"out", "the deployed stack writes to its own archive (output ArchiveDestination); to archive elsewhere use trailfill run --out, or redeploy with -c bucketName=... -c prefix=..."},
 		{"org-id", "the deployed function uses the stack's orgId; redeploy with -c orgId=... to change the layout"},
 		{"rate", "the deployed function uses the stack's rate; redeploy with -c rate=... to change it"},
+		{"kms-key", "the deployed function writes with the stack's kmsKeyArn; redeploy with -c kmsKeyArn=... to change it"},
 	} {
 		if flagGiven(fs, refused.flag) {
 			return usagef("--%s is not used by start: %s", refused.flag, refused.why)

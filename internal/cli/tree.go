@@ -200,7 +200,7 @@ Run "trailfill gitlab serve -h" or "trailfill gitlab backfill -h" for the flags.
 		shortUsage: "trailfill <command> [flags]",
 		shortHelp:  "trailfill recovers CloudTrail management events (last 90 days) into the native trail layout.",
 		longHelp:   rootHelp,
-		subs:       []*ffcli.Command{t.run(), t.plan(), t.start(), t.watch(), t.verify(), t.demo(), gitlab},
+		subs:       []*ffcli.Command{t.run(), t.plan(), t.start(), t.watch(), t.verify(), t.reconcile(), t.demo(), gitlab},
 		exec:       t.rootExec,
 	})
 	return t

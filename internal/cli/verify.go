@@ -35,22 +35,30 @@ type VerifyReport struct {
 
 // VerifyTotals adds up the partitions of a VerifyReport.
 type VerifyTotals struct {
-	Partitions      int   `json:"partitions"`
-	Windows         int   `json:"windows"`
-	Archived        int   `json:"archived"`
-	Missing         int   `json:"missing"`
-	Corrupt         int   `json:"corrupt"`
-	Events          int64 `json:"events"`
-	Objects         int   `json:"objects"`
-	UnlistedObjects int   `json:"unlisted_objects"`
+	Partitions       int   `json:"partitions"`
+	Windows          int   `json:"windows"`
+	Archived         int   `json:"archived"`
+	Provisional      int   `json:"provisional"`
+	Missing          int   `json:"missing"`
+	Corrupt          int   `json:"corrupt"`
+	Events           int64 `json:"events"`
+	Native           int64 `json:"native"`
+	Recovered        int64 `json:"recovered"`
+	Duplicated       int64 `json:"duplicated"`
+	NativeDuplicates int64 `json:"native_duplicates"`
+	Objects          int   `json:"objects"`
+	UnlistedObjects  int   `json:"unlisted_objects"`
 }
 
 // verify checks the archive of a range, per partition and window (archive.VerifyPartitions):
-// archived (a manifest covers the window and every object it lists is there
-// with its recorded size and SHA-256), missing (no manifest covers it) or
-// corrupt (the manifest is unreadable, or an object is missing or changed).
-// It reads every object the manifests list. Exit 0 when every window is
-// archived, 1 otherwise.
+// archived (a settled manifest covers the window and every object it lists is
+// there with its recorded size and SHA-256), provisional (archived too near
+// the present), missing (no manifest covers it) or corrupt (the manifest is
+// unreadable, or an object is missing or changed); and, over every trail file
+// of the range including CloudTrail's own, which events native files hold,
+// which trailfill's files hold, and which both (native delivery brought them
+// after the backfill: `trailfill reconcile` removes trailfill's copies). Exit 0
+// when every window is archived and no event is there twice, 1 otherwise.
 //
 // The archive is --out, or the deployed stack's (--stack). Partitions are
 // --accounts (default: the caller's account) x --regions: "all" lists each
@@ -68,10 +76,12 @@ func (t *tree) verify() *ffcli.Command {
 		name:       "verify",
 		shortUsage: "verify --start T --end T [--out DIR|s3://bucket/prefix | --stack NAME] [--accounts A,B] [--regions R1,R2|all|archived] [--json]",
 		shortHelp:  "Check every window of a range against the manifests and objects (SHA-256); exit 1 if anything is missing or changed.",
-		longHelp: `verify reads each window's manifest and every object it lists, and lists the day folders
-of the range for trail files no manifest lists. The archive is --out, or the stack's
-(--stack). --regions archived takes each account's regions from the archive's manifests
-and needs no AWS call but the archive's.
+		longHelp: `verify reads each window's manifest and every trail file that can hold events of the
+range (trailfill's and, unless --ignore-native, CloudTrail's own, up to --native-lookahead
+after it), and reports per window what is archived, provisional, missing or changed, and
+the events native delivery and trailfill both hold (run trailfill reconcile for those).
+The archive is --out, or the stack's (--stack). --regions archived takes each account's
+regions from the archive's manifests and needs no AWS call but the archive's.
 
 Examples:
   trailfill verify --start 2025-04-17T15:00:00Z --end 2025-04-19T00:00:00Z --out ./archive --regions archived
@@ -87,6 +97,8 @@ Examples:
 			fs.Lookup("rate").Usage = "not used by verify"
 			fs.Lookup("no-lookback-limit").Usage = "not needed by verify: archives of any age are verified"
 			fs.Lookup("window-minutes").Usage = "window length in minutes the archive was written with"
+			fs.Lookup("settle-margin").Usage = "not used by verify"
+			fs.Lookup("kms-key").Usage = "not used by verify"
 		},
 		exec: func(ctx context.Context, args []string) error {
 			if err := noArgs("verify", args); err != nil {
@@ -99,72 +111,10 @@ Examples:
 
 func (t *tree) verifyExec(ctx context.Context, fs *flag.FlagSet, f rangeFlags, stack string, asJSON bool) error {
 	env := t.env
-	archived := f.regions == regionsArchived
-	if archived {
-		f.regions = "all"
-	}
-	f.noLookback = true
-	spec, err := f.spec(env.Now(), false)
+	spec, store, parts, err := t.archivedRange(ctx, fs, f, stack)
 	if err != nil {
 		return err
 	}
-	if f.out == "" {
-		if err := checkStackName(stack); err != nil {
-			return err
-		}
-	}
-	// AWS is needed for S3, the stack, the caller's account or --regions
-	// all; deps loads the configuration only then.
-	t.deps.profile = spec.Profile
-	roleName := spec.RoleName
-	if f.out == "" {
-		cfn, region, err := t.deps.CloudFormation(ctx, "")
-		if err != nil {
-			return err
-		}
-		dep, err := readDeployment(ctx, cfn, stack, region)
-		if err != nil {
-			return err
-		}
-		if !dep.Archive.IsS3() {
-			return usagef("stack %s names no archive: pass --out s3://bucket/prefix", dep.Stack)
-		}
-		spec.Dest = dep.Archive
-		if dep.ReadRoleName != "" && !flagGiven(fs, "role-name") {
-			roleName = dep.ReadRoleName
-		}
-	}
-	store, err := t.deps.Store(ctx, spec.Dest, archive.S3Options{})
-	if err != nil {
-		return err
-	}
-
-	var parts []contract.Partition
-	switch {
-	case len(spec.Accounts) > 0 && len(spec.Regions) > 0:
-		for _, a := range spec.Accounts {
-			for _, r := range spec.Regions {
-				parts = append(parts, contract.Partition{Account: a, Region: r})
-			}
-		}
-	default:
-		clients, err := t.deps.Clients(ctx, roleName, spec.Rate)
-		if err != nil {
-			return err
-		}
-		if archived {
-			parts, err = archivedPartitions(ctx, store, spec, clients)
-		} else {
-			parts, err = clients.Partitions(ctx, spec.Accounts, spec.Regions)
-		}
-		if err != nil {
-			if len(spec.Regions) == 0 && !archived {
-				return fmt.Errorf("resolve --regions all (or pass --regions, or --regions archived to take them from the archive): %w", err)
-			}
-			return err
-		}
-	}
-
 	report, err := verifyArchive(ctx, store, spec, parts)
 	if err != nil {
 		return err
@@ -180,22 +130,103 @@ func (t *tree) verifyExec(ctx context.Context, fs *flag.FlagSet, f rangeFlags, s
 	}
 	tot := report.Totals
 	if !report.Complete {
-		what := []string{}
+		var what, fix []string
 		if tot.Missing > 0 {
-			what = append(what, fmt.Sprintf("%d missing", tot.Missing))
+			what = append(what, fmt.Sprintf("%d window(s) missing", tot.Missing))
+			fix = append(fix, "start the same backfill again to archive the missing windows")
+		}
+		if tot.Provisional > 0 {
+			what = append(what, fmt.Sprintf("%d window(s) provisional", tot.Provisional))
+			fix = append(fix, "run the backfill again once the provisional windows are past the settling margin")
 		}
 		if tot.Corrupt > 0 {
-			what = append(what, fmt.Sprintf("%d corrupt", tot.Corrupt))
+			what = append(what, fmt.Sprintf("%d window(s) corrupt", tot.Corrupt))
+			fix = append(fix, "for corrupt windows delete their manifests (listed above), then start again")
 		}
-		fix := "start the same backfill again to archive the missing windows"
-		if tot.Corrupt > 0 {
-			fix += "; for corrupt windows delete their manifests first (listed above), then start again"
+		if tot.Duplicated > 0 {
+			what = append(what, fmt.Sprintf("%d event(s) in native and trailfill's files", tot.Duplicated))
+			fix = append(fix, "run trailfill reconcile with the same range to remove trailfill's copies")
 		}
-		return failedError{fmt.Sprintf("archive incomplete: %s of %d window(s) in %d partition(s): %s", strings.Join(what, " and "), tot.Windows, tot.Partitions, fix)}
+		return failedError{fmt.Sprintf("archive incomplete: %s (of %d window(s) in %d partition(s)): %s", strings.Join(what, ", "), tot.Windows, tot.Partitions, strings.Join(fix, "; "))}
 	}
-	fmt.Fprintf(env.Stderr, "trailfill: archive complete: %d window(s) in %d partition(s), %d events in %d objects, every SHA-256 matches\n",
-		tot.Windows, tot.Partitions, tot.Events, tot.Objects)
+	fmt.Fprintf(env.Stderr, "trailfill: archive complete: %d window(s) in %d partition(s), %d events once each (%d delivered by CloudTrail, %d recovered in %d objects), every SHA-256 matches\n",
+		tot.Windows, tot.Partitions, tot.Events, tot.Native, tot.Recovered, tot.Objects)
+	if tot.NativeDuplicates > 0 {
+		fmt.Fprintf(env.Stderr, "  CloudTrail's own files hold %d record(s) twice (its delivery is at least once; tools deduplicate on eventID): left as they are\n", tot.NativeDuplicates)
+	}
 	return nil
+}
+
+// archivedRange resolves what verify and reconcile work on: the range (no
+// lookback limit: archives of any age), the archive (--out, or the deployed
+// stack's) and the partitions (--accounts x --regions, where "archived"
+// takes each account's regions from the archive's manifests).
+func (t *tree) archivedRange(ctx context.Context, fs *flag.FlagSet, f rangeFlags, stack string) (rangeSpec, archive.Store, []contract.Partition, error) {
+	archived := f.regions == regionsArchived
+	if archived {
+		f.regions = "all"
+	}
+	f.noLookback = true
+	spec, err := f.spec(t.env.Now(), false)
+	if err != nil {
+		return spec, nil, nil, err
+	}
+	if f.out == "" {
+		if err := checkStackName(stack); err != nil {
+			return spec, nil, nil, err
+		}
+	}
+	// AWS is needed for S3, the stack, the caller's account or --regions
+	// all; deps loads the configuration only then.
+	t.deps.profile = spec.Profile
+	roleName := spec.RoleName
+	if f.out == "" {
+		cfn, region, err := t.deps.CloudFormation(ctx, "")
+		if err != nil {
+			return spec, nil, nil, err
+		}
+		dep, err := readDeployment(ctx, cfn, stack, region)
+		if err != nil {
+			return spec, nil, nil, err
+		}
+		if !dep.Archive.IsS3() {
+			return spec, nil, nil, usagef("stack %s names no archive: pass --out s3://bucket/prefix", dep.Stack)
+		}
+		spec.Dest = dep.Archive
+		if dep.ReadRoleName != "" && !flagGiven(fs, "role-name") {
+			roleName = dep.ReadRoleName
+		}
+	}
+	store, err := t.deps.Store(ctx, spec.Dest, archive.S3Options{KMSKeyID: spec.KMSKeyID})
+	if err != nil {
+		return spec, nil, nil, err
+	}
+	var parts []contract.Partition
+	switch {
+	case len(spec.Accounts) > 0 && len(spec.Regions) > 0:
+		for _, a := range spec.Accounts {
+			for _, r := range spec.Regions {
+				parts = append(parts, contract.Partition{Account: a, Region: r})
+			}
+		}
+	default:
+		clients, err := t.deps.Clients(ctx, roleName, spec.Rate)
+		if err != nil {
+			return spec, nil, nil, err
+		}
+		if archived {
+			parts, err = archivedPartitions(ctx, store, spec, clients)
+		} else {
+			parts, err = clients.Partitions(ctx, spec.Accounts, spec.Regions)
+		}
+		if err != nil {
+			if len(spec.Regions) == 0 && !archived {
+				return spec, nil, nil, fmt.Errorf("resolve --regions all (or pass --regions, or --regions archived to take them from the archive): %w", err)
+			}
+			return spec, nil, nil, err
+		}
+	}
+	return spec, store, parts, nil
 }
 
 // archivedPartitions is --accounts (or the caller's account) x the regions
@@ -239,7 +270,8 @@ func archivedPartitions(ctx context.Context, store archive.Store, spec rangeSpec
 
 // verifyArchive verifies every partition, four at a time.
 func verifyArchive(ctx context.Context, store archive.Store, spec rangeSpec, parts []contract.Partition) (*VerifyReport, error) {
-	opts := archive.VerifyOptions{Windows: archive.Windows(spec.Start, spec.End, spec.Window), OrgID: spec.OrgID}
+	opts := archive.VerifyOptions{Windows: archive.Windows(spec.Start, spec.End, spec.Window), OrgID: spec.OrgID,
+		IgnoreNative: spec.IgnoreNative, NativeLookahead: spec.NativeLookahead}
 	reports, err := archive.VerifyPartitions(ctx, store, parts, opts)
 	if err != nil {
 		return nil, err
@@ -257,9 +289,14 @@ func verifyArchive(ctx context.Context, store archive.Store, spec rangeSpec, par
 		t.Partitions++
 		t.Windows += p.Windows
 		t.Archived += p.Archived
+		t.Provisional += p.Provisional
 		t.Missing += p.Missing
 		t.Corrupt += p.Corrupt
 		t.Events += p.Events
+		t.Native += p.Native
+		t.Recovered += p.Recovered
+		t.Duplicated += p.Duplicated
+		t.NativeDuplicates += p.NativeDuplicates
 		t.Objects += p.Objects
 		t.UnlistedObjects += len(p.Unlisted)
 		if !p.Complete() {
@@ -275,12 +312,14 @@ func printVerifyTable(env *Env, r *VerifyReport) {
 	w := env.Stdout
 	fmt.Fprintf(w, "archive %s, %s .. %s, %d-minute windows\n", r.Archive, r.Start, r.End, r.WindowMinutes)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACCOUNT\tREGION\tWINDOWS\tARCHIVED\tMISSING\tCORRUPT\tEVENTS\tOBJECTS\tUNLISTED")
+	fmt.Fprintln(tw, "ACCOUNT\tREGION\tWINDOWS\tARCHIVED\tPROVISIONAL\tMISSING\tCORRUPT\tEVENTS\tNATIVE\tRECOVERED\tBOTH\tOBJECTS\tUNLISTED")
 	for _, p := range r.Partitions {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", p.Account, p.Region, p.Windows, p.Archived, p.Missing, p.Corrupt, p.Events, p.Objects, len(p.Unlisted))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", p.Account, p.Region, p.Windows, p.Archived, p.Provisional, p.Missing, p.Corrupt,
+			p.Events, p.Native, p.Recovered, p.Duplicated, p.Objects, len(p.Unlisted))
 	}
 	t := r.Totals
-	fmt.Fprintf(tw, "total\t\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", t.Windows, t.Archived, t.Missing, t.Corrupt, t.Events, t.Objects, t.UnlistedObjects)
+	fmt.Fprintf(tw, "total\t\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", t.Windows, t.Archived, t.Provisional, t.Missing, t.Corrupt,
+		t.Events, t.Native, t.Recovered, t.Duplicated, t.Objects, t.UnlistedObjects)
 	_ = tw.Flush()
 	window := time.Duration(r.WindowMinutes) * time.Minute
 	end, _ := time.Parse(time.RFC3339, r.End)
@@ -303,8 +342,24 @@ func printVerifyTable(env *Env, r *VerifyReport) {
 			}
 		}
 	}
+	if t.Provisional > 0 {
+		fmt.Fprintln(w, "\nprovisional windows (archived less than the settling margin after their end; run the backfill again later):")
+		for _, p := range r.Partitions {
+			for _, run := range windowRuns(p.ProvisionalWindows, window, end) {
+				fmt.Fprintf(w, "  %s/%s: %s\n", p.Account, p.Region, run)
+			}
+		}
+	}
+	if t.Duplicated > 0 {
+		fmt.Fprintln(w, "\nwindows whose events native delivery and trailfill both hold (run trailfill reconcile):")
+		for _, p := range r.Partitions {
+			for _, d := range p.DuplicatedWindows {
+				fmt.Fprintf(w, "  %s/%s %s: %d in both (%d native, %d recovered)\n", p.Account, p.Region, d.Window.Format("2006-01-02T15:04Z"), d.Both, d.Native, d.Recovered)
+			}
+		}
+	}
 	if t.UnlistedObjects > 0 {
-		fmt.Fprintln(w, "\ntrail files of the range that no manifest lists (a duplicate left by another run, or CloudTrail's own delivery):")
+		fmt.Fprintln(w, "\ntrailfill's trail files that no manifest lists (a run that has not finished, or a concurrent run's; their events are counted):")
 		for _, p := range r.Partitions {
 			for _, k := range p.Unlisted {
 				fmt.Fprintf(w, "  %s\n", k)

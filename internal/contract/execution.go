@@ -45,7 +45,8 @@ type Invocation struct {
 	// IgnoreNative: do not read native trail files (--ignore-native).
 	IgnoreNative bool `json:"ignore_native,omitempty"`
 	// NativeLookaheadMinutes: how far after a slice native files that can
-	// hold its events are read (0: the default, a day).
+	// hold its events are read (0: the default, a day; negative: only the
+	// slice's own day folder).
 	NativeLookaheadMinutes int `json:"native_lookahead_minutes,omitempty"`
 	// SettleMinutes: windows ending less than this before the invocation are
 	// archived provisionally (0: the default, 20; negative: none).

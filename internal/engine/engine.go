@@ -75,7 +75,8 @@ type Config struct {
 	// IgnoreNative skips reading native trail files: only trailfill's own
 	// trail files are taken into account (--ignore-native).
 	IgnoreNative bool
-	// NativeLookahead: DefaultNativeLookahead if zero.
+	// NativeLookahead: DefaultNativeLookahead if zero; negative: none (the
+	// slice's own day folder only).
 	NativeLookahead time.Duration
 	// SettleMargin: DefaultSettleMargin if zero; negative for none.
 	SettleMargin time.Duration
@@ -197,8 +198,11 @@ func Run(ctx context.Context, cfg Config, job Job) (Result, error) {
 	if cfg.SpoolDir == "" {
 		cfg.SpoolDir = os.TempDir()
 	}
-	if cfg.NativeLookahead == 0 {
+	switch {
+	case cfg.NativeLookahead == 0:
 		cfg.NativeLookahead = DefaultNativeLookahead
+	case cfg.NativeLookahead < 0:
+		cfg.NativeLookahead = 0 // the slice's own day folder only
 	}
 	if cfg.SettleMargin == 0 {
 		cfg.SettleMargin = DefaultSettleMargin

@@ -34,7 +34,15 @@ type fixture struct {
 	store   archive.Store
 }
 
+// newFixture archives into S3 under the deployed role's permissions
+// (testkit.DeployedS3): create-only writes under AWSLogs/, no deletes, 403 for
+// missing keys, the ACL and KMS key required. Every engine test runs there.
 func newFixture(t *testing.T, cfg emulator.Config, rate float64) *fixture {
+	t.Helper()
+	return newFixtureIn(t, cfg, rate, testkit.DeployedS3)
+}
+
+func newFixtureIn(t *testing.T, cfg emulator.Config, rate float64, kind testkit.StoreKind) *fixture {
 	t.Helper()
 	if cfg.Rate == 0 {
 		cfg.Rate = rate
@@ -43,11 +51,16 @@ func newFixture(t *testing.T, cfg emulator.Config, rate float64) *fixture {
 	emu.AddAccount(caller)
 	emu.AddAccount(member, roleFor)
 	awsCfg := testkit.AWSConfig(t, emu, caller)
-	store, err := archive.NewLocalStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{emu: emu, clients: awsconf.NewClients(awsCfg, sts.NewFromConfig(awsCfg), roleFor, rate), store: store}
+	f := &fixture{emu: emu, clients: awsconf.NewClients(awsCfg, sts.NewFromConfig(awsCfg), roleFor, rate), store: testkit.NewArchive(t, emu, kind)}
+	t.Cleanup(func() {
+		// The engine never needs what the deployed role may not do.
+		for _, r := range emu.S3Refusals() {
+			if r.Reason != emulator.RefusedMissingKey {
+				t.Errorf("S3 refused a request the deployed role would not be allowed: %+v", r)
+			}
+		}
+	})
+	return f
 }
 
 func (f *fixture) run(t *testing.T, account, region string, start, end time.Time, mut func(*engine.Config, *engine.Job)) (engine.Result, error) {
@@ -77,6 +90,20 @@ func mustRun(t *testing.T, f *fixture, account, region string, start, end time.T
 	return res
 }
 
+// allKeys lists the archive's two folders (the deployed role may list only those).
+func allKeys(t *testing.T, s archive.Store) []string {
+	t.Helper()
+	var out []string
+	for _, p := range []string{"AWSLogs/", "trailfill/"} {
+		keys, err := s.List(context.Background(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, keys...)
+	}
+	return out
+}
+
 // inRange keeps the events in [start, end).
 func inRange(evs []testkit.Event, start, end time.Time) []testkit.Event {
 	var out []testkit.Event
@@ -101,7 +128,17 @@ func boundaryTimes(start, end time.Time) []time.Time {
 }
 
 func TestCompletenessAcrossPartitionsBoundariesAndMidnight(t *testing.T) {
-	f := newFixture(t, emulator.Config{}, rapid)
+	t.Parallel()
+	for _, kind := range []testkit.StoreKind{testkit.LocalFolder, testkit.DeployedS3} {
+		t.Run(string(kind), func(t *testing.T) {
+			t.Parallel()
+			testCompleteness(t, kind)
+		})
+	}
+}
+
+func testCompleteness(t *testing.T, kind testkit.StoreKind) {
+	f := newFixtureIn(t, emulator.Config{}, rapid, kind)
 	start, end := day.Add(-90*time.Minute), day.Add(2*time.Hour) // crosses midnight UTC
 	type part struct{ account, region string }
 	parts := []part{{caller, "us-east-1"}, {caller, "eu-west-1"}, {caller, "ap-south-1"}, {member, "us-east-1"}, {member, "eu-west-1"}, {member, "ap-south-1"}}
@@ -133,6 +170,7 @@ func TestCompletenessAcrossPartitionsBoundariesAndMidnight(t *testing.T) {
 }
 
 func TestBusyWindowIsArchivedWhole(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, emulator.Config{}, rapid)
 	start := day.Add(10 * time.Hour)
 	end := start.Add(time.Hour)
@@ -156,6 +194,7 @@ func TestBusyWindowIsArchivedWhole(t *testing.T) {
 }
 
 func TestEmptyAndSparseRangesCostFewRequests(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, emulator.Config{}, rapid)
 	start, end := day, day.Add(72*time.Hour)
 	// 30 events over three days in one partition; nothing in the other.
@@ -177,13 +216,14 @@ func TestEmptyAndSparseRangesCostFewRequests(t *testing.T) {
 }
 
 func TestRerunAddsNothingAndReadsNothing(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, emulator.Config{}, rapid)
 	start, end := day, day.Add(3*time.Hour)
 	evs := testkit.Retimed(t, caller, "us-east-1", testkit.Spaced(start, 7*time.Second, 1500))
 	testkit.Load(t, f.emu, evs)
 	mustRun(t, f, caller, "us-east-1", start, end)
 	before := f.emu.Stats(caller, "us-east-1").Requests
-	keys, _ := f.store.List(context.Background(), "")
+	keys := allKeys(t, f.store)
 	res := mustRun(t, f, caller, "us-east-1", start, end)
 	if res.WindowsSkipped != 6 || res.Windows != 0 || res.Files != 0 {
 		t.Fatalf("re-run: %+v, want all 6 windows skipped and nothing written", res)
@@ -191,7 +231,7 @@ func TestRerunAddsNothingAndReadsNothing(t *testing.T) {
 	if after := f.emu.Stats(caller, "us-east-1").Requests; after != before {
 		t.Fatalf("re-run made %d LookupEvents requests, want 0", after-before)
 	}
-	keys2, _ := f.store.List(context.Background(), "")
+	keys2 := allKeys(t, f.store)
 	if strings.Join(keys, ",") != strings.Join(keys2, ",") {
 		t.Fatal("re-run changed the set of archive objects")
 	}
@@ -199,6 +239,7 @@ func TestRerunAddsNothingAndReadsNothing(t *testing.T) {
 }
 
 func TestOverlappingPartialRangesLeaveNoDuplicates(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, emulator.Config{}, rapid)
 	start, end := day.Add(15*time.Hour), day.Add(16*time.Hour)
 	evs := testkit.Retimed(t, caller, "us-east-1", testkit.Spaced(start.Add(-10*time.Minute), 11*time.Second, 500))
@@ -213,6 +254,7 @@ func TestOverlappingPartialRangesLeaveNoDuplicates(t *testing.T) {
 }
 
 func TestThrottlingStormLosesNothing(t *testing.T) {
+	t.Parallel()
 	// A competing caller takes most of a tight quota: most attempts are throttled.
 	f := newFixture(t, emulator.Config{Rate: 40, Burst: 1}, 40)
 	f.emu.SetCompetitor(caller, "us-east-1", 30)
@@ -230,6 +272,7 @@ func TestThrottlingStormLosesNothing(t *testing.T) {
 }
 
 func TestServerErrorsAreRetried(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, emulator.Config{FaultRate: 0.05, Seed: 7}, rapid)
 	start, end := day, day.Add(4*time.Hour)
 	evs := testkit.Retimed(t, member, "eu-west-1", testkit.Spaced(start, 3*time.Second, 4000))
@@ -242,6 +285,7 @@ func TestServerErrorsAreRetried(t *testing.T) {
 }
 
 func TestS3WriteFailures(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, emulator.Config{}, rapid)
 	// Few retries, so a persistent failure fails fast.
 	s3c := s3.NewFromConfig(testkit.AWSConfig(t, f.emu, caller), func(o *s3.Options) {
@@ -287,6 +331,7 @@ func TestS3WriteFailures(t *testing.T) {
 }
 
 func TestStopAtDeadlineResumesWithoutLossOrDuplicates(t *testing.T) {
+	t.Parallel()
 	// 240 pages at 100 req/s take at least 2.4 s; each invocation gets 0.8 s.
 	f := newFixture(t, emulator.Config{Latency: 5 * time.Millisecond}, 100)
 	start, end := day.Add(5*time.Hour), day.Add(6*time.Hour)
@@ -320,6 +365,7 @@ func TestStopAtDeadlineResumesWithoutLossOrDuplicates(t *testing.T) {
 }
 
 func TestOrganizationLayout(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, emulator.Config{}, rapid)
 	start, end := day, day.Add(time.Hour)
 	evs := testkit.Retimed(t, member, "eu-west-1", testkit.Spaced(start, 13*time.Second, 200))
@@ -364,6 +410,7 @@ func (b blockingClient) LookupEvents(ctx context.Context, _ *cloudtrail.LookupEv
 }
 
 func TestCancelledRunReturns(t *testing.T) {
+	t.Parallel()
 	store, _ := archive.NewLocalStore(t.TempDir())
 	ctx, cancel := context.WithCancel(context.Background())
 	client := blockingClient{started: make(chan struct{}, 1)}
@@ -380,6 +427,7 @@ func TestCancelledRunReturns(t *testing.T) {
 }
 
 func TestFractionalRangeIsRefused(t *testing.T) {
+	t.Parallel()
 	store, _ := archive.NewLocalStore(t.TempDir())
 	_, err := engine.Run(context.Background(), engine.Config{Store: store}, engine.Job{Account: caller, Region: "us-east-1", Start: day, End: day.Add(time.Hour + time.Millisecond), Client: blockingClient{}})
 	if err == nil || !strings.Contains(err.Error(), "whole seconds") {

@@ -9,11 +9,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -223,6 +225,7 @@ func CheckArchive(t testing.TB, store archive.Store, want Expect) {
 		t.Fatal(err)
 	}
 	count := map[string]int{}
+	inNative := map[string]bool{}
 	seenNative := map[string]bool{}
 	for _, k := range keys {
 		body, err := store.Get(ctx, k)
@@ -245,7 +248,7 @@ func CheckArchive(t testing.TB, store archive.Store, want Expect) {
 			}
 			for id := range ids {
 				if _, ok := expected[part+id]; ok {
-					count[part+id]++
+					inNative[part+id] = true // native delivery's own duplicates are its own
 				}
 			}
 			continue
@@ -297,7 +300,11 @@ func CheckArchive(t testing.TB, store archive.Store, want Expect) {
 	}
 	var missing, twice []string
 	for id := range expected {
-		switch n := count[id]; {
+		n := count[id]
+		if inNative[id] {
+			n++
+		}
+		switch {
 		case n == 0:
 			missing = append(missing, id)
 		case n > 1:
@@ -377,4 +384,147 @@ func first(s []string) []string {
 		return s[:3]
 	}
 	return s
+}
+
+// StoreKind is an archive the tests run against.
+type StoreKind string
+
+// Store kinds.
+const (
+	// LocalFolder is a local folder.
+	LocalFolder StoreKind = "local folder"
+	// S3Bucket is a bucket of the emulator, under a prefix.
+	S3Bucket StoreKind = "s3"
+	// DeployedS3 is a bucket under the permissions the deployed roles have:
+	// create-only writes and no deletes under AWSLogs/, listing only under
+	// the archive's folders (so a GET of a missing key answers 403), the
+	// bucket-owner-full-control ACL required, SSE-KMS with ArchiveKey required.
+	DeployedS3 StoreKind = "s3 as the deployed role sees it"
+)
+
+// ArchiveKey is the KMS key DeployedS3 archives require.
+const ArchiveKey = "arn:aws:kms:us-east-1:111111111111:key/6f1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+
+var bucketSerial atomic.Int64
+
+// NewArchive returns a fresh, empty archive of the kind on emu (its own
+// bucket, under the prefix "backfill"), as the caller account sees it.
+func NewArchive(t testing.TB, emu *emulator.Server, kind StoreKind) archive.Store {
+	t.Helper()
+	if kind == LocalFolder {
+		s, err := archive.NewLocalStore(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	bucket := fmt.Sprintf("archive-%d", bucketSerial.Add(1))
+	if err := emu.CreateBucket(bucket); err != nil {
+		t.Fatal(err)
+	}
+	var o archive.S3Options
+	if kind == DeployedS3 {
+		emu.SetS3Policy(bucket, DeployedPolicy("backfill/"))
+		o.KMSKeyID = ArchiveKey
+	}
+	s, err := archive.Open(archive.Destination{Bucket: bucket, Prefix: "backfill"}, awsconf.NewS3(AWSConfig(t, emu, emuCaller(emu))), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// DeployedPolicy is what the deployed backfill role may do in a bucket
+// whose archive is under prefix (ending in '/', or empty).
+func DeployedPolicy(prefix string) emulator.S3Policy {
+	return emulator.S3Policy{
+		CreateOnlyPrefixes:  []string{prefix + "AWSLogs/"},
+		ListPrefixes:        []string{prefix + "AWSLogs/", prefix + "trailfill/"},
+		MissingKeyForbidden: true,
+		RequireACL:          "bucket-owner-full-control",
+		RequireSSEKMSKey:    ArchiveKey,
+	}
+}
+
+// emuCaller is the account NewArchive acts as: 111111111111, added if needed.
+func emuCaller(emu *emulator.Server) string {
+	const caller = "111111111111"
+	emu.AddAccount(caller)
+	return caller
+}
+
+// NativeFiles packs events into trail files as CloudTrail delivers them:
+// each event goes to the file of its partition delivered at deliver(e)
+// (minute precision), named <account>_CloudTrail_<region>_<delivery time>_<16
+// random characters>.json.gz in the folder of the delivery day, with the
+// records in no particular order (shuffled with seed). The result maps key
+// to body.
+func NativeFiles(t testing.TB, orgID string, events []Event, deliver func(Event) time.Time, seed uint64) map[string][]byte {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	type fileKey struct {
+		account, region string
+		stamp           time.Time
+	}
+	groups := map[fileKey][]json.RawMessage{}
+	var order []fileKey
+	for _, e := range events {
+		k := fileKey{e.Account, e.Region, deliver(e).UTC().Truncate(time.Minute)}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, e.Record); err != nil {
+			t.Fatal(err)
+		}
+		groups[k] = append(groups[k], compact.Bytes())
+	}
+	const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	out := map[string][]byte{}
+	for _, k := range order {
+		recs := groups[k]
+		rng.Shuffle(len(recs), func(i, j int) { recs[i], recs[j] = recs[j], recs[i] })
+		var u [16]byte
+		for i := range u {
+			u[i] = alnum[rng.IntN(len(alnum))]
+		}
+		key := archive.TrailDayPrefix(orgID, k.account, k.region, k.stamp) +
+			fmt.Sprintf("%s_CloudTrail_%s_%s_%s.json.gz", k.account, k.region, k.stamp.Format("20060102T1504Z"), u[:])
+		body, err := archive.EncodeTrailFile(recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[key] = body
+	}
+	return out
+}
+
+// DeliveredAfter delivers an event in the file of the 5-minute slice after
+// its own, delay later, as CloudTrail does about every five minutes.
+func DeliveredAfter(delay time.Duration) func(Event) time.Time {
+	return func(e Event) time.Time {
+		return e.Time.Truncate(archive.SliceLength).Add(archive.SliceLength + delay)
+	}
+}
+
+// PutNative writes native trail files into the archive as CloudTrail does
+// (no trailfill marker).
+func PutNative(t testing.TB, s archive.Store, files map[string][]byte) {
+	t.Helper()
+	for k, b := range files {
+		if wrote, err := s.PutIfAbsent(context.Background(), k, b, nil); err != nil || !wrote {
+			t.Fatalf("put native %s: %v %v", k, wrote, err)
+		}
+	}
+}
+
+// Between keeps the events in [from, to).
+func Between(evs []Event, from, to time.Time) []Event {
+	var out []Event
+	for _, e := range evs {
+		if !e.Time.Before(from) && e.Time.Before(to) {
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
 )
 
 // Lookback is how far back CloudTrail event history reaches.
@@ -123,4 +125,15 @@ func List(s string) []string {
 		}
 	}
 	return out
+}
+
+// KMSKeyArn checks a KMS key ARN (arn:<partition>:kms:<region>:<account>:key/<id>),
+// as SSE-KMS with a bucket policy that names the key needs it (an alias or a
+// bare key ID would not match the policy's condition).
+func KMSKeyArn(s string) error {
+	a, err := arn.Parse(s)
+	if err != nil || a.Service != "kms" || a.Region == "" || Account(a.AccountID) != nil || !strings.HasPrefix(a.Resource, "key/") || len(a.Resource) == len("key/") {
+		return fmt.Errorf("%q is not a KMS key ARN: give arn:aws:kms:<region>:<account>:key/<key id>", s)
+	}
+	return nil
 }
