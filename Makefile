@@ -8,7 +8,7 @@ CDK := $(TOOLS)/node_modules/.bin/cdk
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1
 
-.PHONY: all build build-lambda lambda-e2e demo test lint bench tools synth diff deploy destroy validate-asl clean
+.PHONY: all build build-lambda lambda-e2e e2e demo test lint bench tools synth diff deploy destroy validate-asl clean
 
 all: build
 
@@ -37,6 +37,10 @@ lambda-e2e: ## the real bootstraps under aws-lambda-rie against the emulators (t
 	TRAILFILL_E2E_BACKFILL_BOOTSTRAP=$(CURDIR)/$(HOST_BOOTSTRAPS)/backfill/bootstrap \
 	TRAILFILL_E2E_GITLAB_BOOTSTRAP=$(CURDIR)/$(HOST_BOOTSTRAPS)/gitlab-receiver/bootstrap \
 	$(GO) test -tags lambdae2e -race -count=1 -timeout 10m ./internal/e2e/...
+
+e2e: lambda-e2e ## the slower end-to-end suites: lambda-e2e, and launcher processes paused (SIGSTOP) and killed beside other runs
+	@echo "==> go test -tags e2e -race ./internal/e2e/... (launcher processes against the emulators)"
+	$(GO) test -tags e2e -race -count=1 -timeout 15m ./internal/e2e/...
 
 demo: ## emulated CloudTrail + a real backfill into ./trailfill-demo
 	@echo "==> trailfill demo (emulators on 127.0.0.1, output in ./trailfill-demo)"

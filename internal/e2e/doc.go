@@ -13,4 +13,9 @@
 // with TRAILFILL_E2E_RIE, TRAILFILL_E2E_BACKFILL_BOOTSTRAP and
 // TRAILFILL_E2E_GITLAB_BOOTSTRAP naming the binaries. aws-lambda-rie runs on
 // Linux only.
+//
+// The tests tagged e2e run the launcher (bin/trailfill, built by the test) as
+// separate processes against the emulators, as operators run it beside each
+// other: a run paused with SIGSTOP while another archives the range, a run
+// killed in the middle of a window. `make e2e` runs both kinds.
 package e2e
