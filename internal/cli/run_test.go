@@ -207,10 +207,12 @@ func TestStateMachineRetriesAndDeadlines(t *testing.T) {
 	cfg := testkit.AWSConfig(t, d.emu, acctCentral)
 	dir := t.TempDir()
 	store, _ := archive.NewLocalStore(dir)
-	// 120 pages at 40 requests/s take 3 s at least; each invocation reads for 0.9 s
-	// and has 0.6 s to write what it read.
-	h := &backfill.Handler{Store: store, Clients: awsconf.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, 40), Margin: 600 * time.Millisecond}
-	inv := &flakyInvoker{inner: deadlineInvoker{inner: backfill.LocalInvoker(h), budget: 1500 * time.Millisecond}, seen: map[string]bool{}}
+	// 120 pages at 20 requests/s take 6 s at least; each invocation reads for
+	// 1.5 s and has 1.5 s to write what it read (generous: the race detector
+	// on a busy machine slows the writes, and a write cut short by the hard
+	// deadline is read again by the next invocation).
+	h := &backfill.Handler{Store: store, Clients: awsconf.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, 20), Margin: 1500 * time.Millisecond}
+	inv := &flakyInvoker{inner: deadlineInvoker{inner: backfill.LocalInvoker(h), budget: 3 * time.Second}, seen: map[string]bool{}}
 	m, err := backfill.LocalMachine()
 	if err != nil {
 		t.Fatal(err)

@@ -212,7 +212,9 @@ func TestStartDryRunPrintsExactInput(t *testing.T) {
   "end": "2025-11-22T13:00:00Z",
   "window_minutes": 30,
   "role_name": "trailfill-read",
-  "max_concurrency": 40
+  "max_concurrency": 40,
+  "native_lookahead_minutes": 1440,
+  "settle_minutes": 20
 }
 `
 	if stdout != want {

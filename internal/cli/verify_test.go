@@ -1,12 +1,16 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/trailfill/trailfill/internal/archive"
+	"github.com/trailfill/trailfill/internal/testkit"
 )
 
 // TestVerifyLocalArchiveOfRun verifies an archive written by `trailfill run`
@@ -29,16 +33,17 @@ func TestVerifyLocalArchiveOfRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := fmt.Sprintf(`archive %s, 2025-11-22T10:00:00Z .. 2025-11-22T13:00:00Z, 30-minute windows
-ACCOUNT       REGION     WINDOWS  ARCHIVED  MISSING  CORRUPT  EVENTS  OBJECTS  UNLISTED
-111111111111  eu-west-1  6        6         0        0        %-6d  %-7d  0
-111111111111  us-east-1  6        6         0        0        %-6d  %-7d  0
-total                    12       12        0        0        %-6d  %-7d  0
-`, abs, len(d.events[eu]), d.slices(eu), len(d.events[us]), d.slices(us), len(d.events[eu])+len(d.events[us]), d.slices(eu)+d.slices(us))
+ACCOUNT       REGION     WINDOWS  ARCHIVED  PROVISIONAL  MISSING  CORRUPT  EVENTS  NATIVE  RECOVERED  BOTH  OBJECTS  UNLISTED
+111111111111  eu-west-1  6        6         0            0        0        %-6d  0       %-9d  0     %-7d  0
+111111111111  us-east-1  6        6         0            0        0        %-6d  0       %-9d  0     %-7d  0
+total                    12       12        0            0        0        %-6d  0       %-9d  0     %-7d  0
+`, abs, len(d.events[eu]), len(d.events[eu]), d.slices(eu), len(d.events[us]), len(d.events[us]), d.slices(us),
+		len(d.events[eu])+len(d.events[us]), len(d.events[eu])+len(d.events[us]), d.slices(eu)+d.slices(us))
 	if stdout != want {
 		t.Errorf("verify table:\n%s\nwant:\n%s", stdout, want)
 	}
-	if want := fmt.Sprintf("trailfill: archive complete: 12 window(s) in 2 partition(s), %d events in %d objects, every SHA-256 matches\n",
-		len(d.events[eu])+len(d.events[us]), d.slices(eu)+d.slices(us)); stderr != want {
+	if want := fmt.Sprintf("trailfill: archive complete: 12 window(s) in 2 partition(s), %d events once each (0 delivered by CloudTrail, %d recovered in %d objects), every SHA-256 matches\n",
+		len(d.events[eu])+len(d.events[us]), len(d.events[eu])+len(d.events[us]), d.slices(eu)+d.slices(us)); stderr != want {
 		t.Errorf("verify stderr %q, want %q", stderr, want)
 	}
 
@@ -49,7 +54,7 @@ total                    12       12        0        0        %-6d  %-7d  0
 	}
 	// Verify applies no 90-day limit: an old range is verified (nothing there).
 	code, _, stderr = d.run(t, "verify", "--out", dir, "--start", "2024-01-01T00:00:00Z", "--end", "2024-01-01T01:00:00Z", "--accounts", acctCentral, "--regions", "eu-west-1")
-	if code != ExitFailed || !strings.Contains(stderr, "archive incomplete: 2 missing of 2 window(s) in 1 partition(s)") {
+	if code != ExitFailed || !strings.Contains(stderr, "archive incomplete: 2 window(s) missing (of 2 window(s) in 1 partition(s))") {
 		t.Errorf("old range: exit %d: %s", code, stderr)
 	}
 	// A manifest that no longer decodes makes its window corrupt.
@@ -118,4 +123,46 @@ func mustAbs(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return abs
+}
+
+// TestRedeliveryVerifyReconcile: CloudTrail redelivers part of a backfilled
+// range two days later; verify reports the overlap (exit 1), reconcile
+// --dry-run changes nothing, reconcile removes trailfill's copies, and verify
+// then passes. CloudTrail's files stay byte for byte.
+func TestRedeliveryVerifyReconcile(t *testing.T) {
+	d := newDeployed(t)
+	dir := t.TempDir()
+	if code, _, stderr := d.run(t, append([]string{"run", "--out", dir}, rangeArgs("--regions", "eu-west-1")...)...); code != ExitOK {
+		t.Fatalf("run: exit %d: %s", code, stderr)
+	}
+	store, _ := archive.NewLocalStore(dir)
+	eu := "111111111111/eu-west-1"
+	late := testkit.Between(d.events[eu], tfStart.Add(40*time.Minute), tfStart.Add(100*time.Minute))
+	if len(late) == 0 {
+		t.Fatal("no events to redeliver")
+	}
+	native := testkit.NativeFiles(t, "", late, testkit.DeliveredAfter(48*time.Hour), 7)
+	testkit.PutNative(t, store, native)
+	args := func(cmd string, extra ...string) []string {
+		return append(append([]string{cmd, "--out", dir, "--native-lookahead", "72h"}, rangeArgs("--regions", "archived")...), extra...)
+	}
+	code, stdout, stderr := d.run(t, args("verify")...)
+	if code != ExitFailed || !strings.Contains(stderr, fmt.Sprintf("%d event(s) in native and trailfill's files", len(late))) || !strings.Contains(stderr, "run trailfill reconcile") ||
+		!strings.Contains(stdout, "windows whose events native delivery and trailfill both hold") {
+		t.Fatalf("verify after redelivery: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	before, _ := store.List(context.Background(), "AWSLogs/")
+	code, stdout, stderr = d.run(t, args("reconcile", "--dry-run")...)
+	after, _ := store.List(context.Background(), "AWSLogs/")
+	if code != ExitOK || !strings.Contains(stderr, fmt.Sprintf("would remove %d duplicated event(s)", len(late))) || fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Fatalf("reconcile --dry-run: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = d.run(t, args("reconcile")...)
+	if code != ExitOK || !strings.Contains(stderr, fmt.Sprintf("removed %d duplicated event(s)", len(late))) {
+		t.Fatalf("reconcile: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if code, stdout, stderr = d.run(t, args("verify")...); code != ExitOK {
+		t.Fatalf("verify after reconcile: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	testkit.CheckArchive(t, store, testkit.Expect{Events: d.events[eu], Native: native, Pieces: true})
 }

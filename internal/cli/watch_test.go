@@ -95,10 +95,10 @@ func TestStartWatchVerifyEndToEnd(t *testing.T) {
 		}
 		objects += want.Objects
 	}
-	if want := (VerifyTotals{Partitions: 5, Windows: 30, Archived: 30, Events: int64(total), Objects: objects}); rep.Totals != want {
+	if want := (VerifyTotals{Partitions: 5, Windows: 30, Archived: 30, Events: int64(total), Recovered: int64(total), Objects: objects}); rep.Totals != want {
 		t.Errorf("totals %+v, want %+v", rep.Totals, want)
 	}
-	if want := fmt.Sprintf("trailfill: archive complete: 30 window(s) in 5 partition(s), %d events in %d objects, every SHA-256 matches\n", total, objects); stderr != want {
+	if want := fmt.Sprintf("trailfill: archive complete: 30 window(s) in 5 partition(s), %d events once each (0 delivered by CloudTrail, %d recovered in %d objects), every SHA-256 matches\n", total, total, objects); stderr != want {
 		t.Errorf("verify stderr %q, want %q", stderr, want)
 	}
 	// The JSON document keeps its lists when they are empty.
@@ -171,22 +171,22 @@ func TestFailingPartitionShowsInWatchAndVerify(t *testing.T) {
 	ev := func(p string) int { return len(d.events[p]) }
 	sl := d.slices
 	want := fmt.Sprintf(`archive s3://trailfill-archive/org, 2025-11-22T10:00:00Z .. 2025-11-22T13:00:00Z, 30-minute windows
-ACCOUNT       REGION     WINDOWS  ARCHIVED  MISSING  CORRUPT  EVENTS  OBJECTS  UNLISTED
-111111111111  eu-west-1  6        6         0        0        %-6d  %-7d  0
-111111111111  us-east-1  6        6         0        0        %-6d  %-7d  0
-333333333333  eu-west-1  6        0         6        0        0       0        0
-333333333333  us-east-1  6        0         6        0        0       0        0
-total                    24       12        12       0        %-6d  %-7d  0
+ACCOUNT       REGION     WINDOWS  ARCHIVED  PROVISIONAL  MISSING  CORRUPT  EVENTS  NATIVE  RECOVERED  BOTH  OBJECTS  UNLISTED
+111111111111  eu-west-1  6        6         0            0        0        %-6d  0       %-9d  0     %-7d  0
+111111111111  us-east-1  6        6         0            0        0        %-6d  0       %-9d  0     %-7d  0
+333333333333  eu-west-1  6        0         0            6        0        0       0       0          0     0        0
+333333333333  us-east-1  6        0         0            6        0        0       0       0          0     0        0
+total                    24       12        0            12       0        %-6d  0       %-9d  0     %-7d  0
 
 missing windows:
   333333333333/eu-west-1: 2025-11-22T10:00Z .. 2025-11-22T13:00Z (6 window(s))
   333333333333/us-east-1: 2025-11-22T10:00Z .. 2025-11-22T13:00Z (6 window(s))
-`, ev("111111111111/eu-west-1"), sl("111111111111/eu-west-1"), ev("111111111111/us-east-1"), sl("111111111111/us-east-1"),
-		len(good), sl("111111111111/eu-west-1")+sl("111111111111/us-east-1"))
+`, ev("111111111111/eu-west-1"), ev("111111111111/eu-west-1"), sl("111111111111/eu-west-1"), ev("111111111111/us-east-1"), ev("111111111111/us-east-1"), sl("111111111111/us-east-1"),
+		len(good), len(good), sl("111111111111/eu-west-1")+sl("111111111111/us-east-1"))
 	if stdout != want {
 		t.Errorf("verify table:\n%s\nwant:\n%s", stdout, want)
 	}
-	if want := "trailfill: archive incomplete: 12 missing of 24 window(s) in 4 partition(s): start the same backfill again to archive the missing windows\n"; stderr != want {
+	if want := "trailfill: archive incomplete: 12 window(s) missing (of 24 window(s) in 4 partition(s)): start the same backfill again to archive the missing windows\n"; stderr != want {
 		t.Errorf("verify stderr %q, want %q", stderr, want)
 	}
 
@@ -241,7 +241,7 @@ missing windows:
 	if rep.Totals.Corrupt != 2 || rep.Totals.Missing != 0 || rep.Totals.UnlistedObjects != 1 {
 		t.Errorf("totals %+v", rep.Totals)
 	}
-	if want := "trailfill: archive incomplete: 2 corrupt of 12 window(s) in 2 partition(s): start the same backfill again to archive the missing windows; for corrupt windows delete their manifests first (listed above), then start again\n"; stderr != want {
+	if want := "trailfill: archive incomplete: 2 window(s) corrupt (of 12 window(s) in 2 partition(s)): for corrupt windows delete their manifests (listed above), then start again\n"; stderr != want {
 		t.Errorf("verify stderr %q, want %q", stderr, want)
 	}
 	// The table names the damaged objects.
@@ -249,7 +249,7 @@ missing windows:
 	for _, want := range []string{
 		"corrupt windows (manifest, then each object that fails):\n  111111111111/eu-west-1 2025-11-22T10:00Z: " + w1.Key() + "\n    " + changed + ": sha256 mismatch\n",
 		"    " + deleted + ": missing\n",
-		"trail files of the range that no manifest lists (a duplicate left by another run, or CloudTrail's own delivery):\n  " + stray + "\n",
+		"trailfill's trail files that no manifest lists (a run that has not finished, or a concurrent run's; their events are counted):\n  " + stray + "\n",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("verify table lacks %q:\n%s", want, stdout)
