@@ -361,6 +361,10 @@ func NewGitLabStack(scope constructs.Construct, props GitLabStackProps) (*GitLab
 	if gl.Layout == GitLabLayoutS3 {
 		env[contract.EnvGitLabLayout] = jsii.String(gl.Layout)
 	}
+	if cfg.KMSKeyArn != "" {
+		// Writes are SSE-KMS with the archive's key, like the backfill's.
+		env[contract.EnvKMSKeyArn] = jsii.String(cfg.KMSKeyArn)
+	}
 	fnProps := &awslambda.FunctionProps{
 		Description:   jsii.String("trailfill: GitLab audit event streaming destination; stores each event once under " + folderDesc),
 		Runtime:       awslambda.Runtime_PROVIDED_AL2023(),

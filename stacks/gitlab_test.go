@@ -310,7 +310,7 @@ func TestGitLabStackNewBucket(t *testing.T) {
 		t.Errorf("function: %s", asJSON(fn))
 	}
 	wantEnv := `{"` + contract.EnvGitLabBucket + `":` + bucketRef + `,"` + contract.EnvGitLabMaxBody + `":"4700000","` + contract.EnvGitLabPrefix + `":"audit","` +
-		contract.EnvGitLabSource + `":"gitlab","` + contract.EnvGitLabTokensParam + `":"/trailfill/gitlab/tokens"}`
+		contract.EnvGitLabSource + `":"gitlab","` + contract.EnvGitLabTokensParam + `":"/trailfill/gitlab/tokens","` + contract.EnvKMSKeyArn + `":"` + archiveKey + `"}`
 	if got := asJSON(fn["Environment"].(map[string]any)["Variables"]); got != wantEnv {
 		t.Errorf("environment\n got %s\nwant %s", got, wantEnv)
 	}
@@ -412,7 +412,7 @@ func TestGitLabStackExistingBucket(t *testing.T) {
 
 	_, fn := only(t, tp, "AWS::Lambda::Function")
 	wantEnv := `{"` + contract.EnvGitLabBucket + `":"org-trail-logs","` + contract.EnvGitLabMaxBody + `":"262144","` +
-		contract.EnvGitLabSource + `":"gitlab-com","` + contract.EnvGitLabTokensParam + `":"gitlab-tokens"}`
+		contract.EnvGitLabSource + `":"gitlab-com","` + contract.EnvGitLabTokensParam + `":"gitlab-tokens","` + contract.EnvKMSKeyArn + `":"` + archiveKey + `"}`
 	if got := asJSON(fn["Environment"].(map[string]any)["Variables"]); got != wantEnv {
 		t.Errorf("environment\n got %s\nwant %s", got, wantEnv)
 	}

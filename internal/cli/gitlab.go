@@ -53,18 +53,32 @@ func parseSize(s string) (int64, error) {
 }
 
 type serveFlags struct {
-	listen, out, tokenFile, source, maxBody, tlsCert, tlsKey, profile string
+	listen, out, tokenFile, source, maxBody, tlsCert, tlsKey, profile, layout string
+}
+
+// layoutUsage is the help text of --layout.
+const layoutUsage = "archive layout: " + gitlab.LayoutNames + " (gitlab-s3: GitLab's own S3 streaming layout <entity_type>/YYYY/MM/<event_type>_<id>_<time_ms>.json, beside the objects GitLab streamed itself)"
+
+// parseLayout reads --layout; a bad value is a usage error.
+func parseLayout(s string) (gitlab.Layout, error) {
+	l, err := gitlab.ParseLayout(s)
+	if err != nil {
+		return l, usagef("--layout: %w", err)
+	}
+	return l, nil
 }
 
 func (t *tree) gitlabServe() *ffcli.Command {
 	var f serveFlags
 	return t.add("trailfill gitlab", command{
 		name:       "serve",
-		shortUsage: "serve --token-file FILE [--listen ADDR] [--out DIR|s3://bucket/prefix] [--source NAME] [--max-body BYTES] [--tls-cert FILE --tls-key FILE]",
+		shortUsage: "serve --token-file FILE [--listen ADDR] [--out DIR|s3://bucket/prefix] [--layout default|gitlab-s3] [--source NAME] [--max-body BYTES] [--tls-cert FILE --tls-key FILE]",
 		shortHelp:  "Receive GitLab's audit event streaming (HTTP destination) and archive every event once.",
 		longHelp: `serve verifies X-Gitlab-Event-Streaming-Token against the tokens of --token-file (one per
-line), stores each event at GitLab/<source>/YYYY/MM/DD/<id>.json and answers 200 only
-after it is stored. GET /healthz answers 200. Logs are JSON on stderr.
+line), stores each event once (a single event or a JSON array of them: GitLab's batched
+deliveries) at GitLab/<source>/YYYY/MM/DD/<id>.json, or in GitLab's own S3 layout with
+--layout gitlab-s3, and answers 200 only after it is stored (207 for a batch with
+rejected events, listing them). GET /healthz answers 200. Logs are JSON on stderr.
 
 Examples:
   trailfill gitlab serve --token-file ./tokens --listen :8080 --out s3://audit-archive/org`,
@@ -73,7 +87,8 @@ Examples:
 			fs.StringVar(&f.out, "out", "./archive", "archive destination: a folder or s3://bucket/prefix")
 			fs.StringVar(&f.tokenFile, "token-file", "", "file with the streaming destinations' verification tokens, one per line (required)")
 			fs.StringVar(&f.source, "source", gitlab.DefaultSource, "source name in keys: GitLab/<source>/YYYY/MM/DD/<id>.json")
-			fs.StringVar(&f.maxBody, "max-body", "1MiB", "largest accepted request body (bytes, or with KiB/MiB)")
+			fs.StringVar(&f.maxBody, "max-body", strconv.Itoa(gitlab.DefaultMaxBody), "largest accepted request body (bytes, or with KiB/MiB; the default is the largest a Lambda Function URL passes)")
+			fs.StringVar(&f.layout, "layout", contract.GitLabLayoutDefault, layoutUsage)
 			fs.StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM); needs --tls-key")
 			fs.StringVar(&f.tlsKey, "tls-key", "", "private key (PEM) for --tls-cert")
 			fs.StringVar(&f.profile, "profile", "", "AWS profile for an s3:// destination (default: AWS_PROFILE)")
@@ -100,6 +115,10 @@ func (t *tree) serve(ctx context.Context, f serveFlags) error {
 	if err := gitlab.ValidateSource(f.source); err != nil {
 		return usagef("--source: %w", err)
 	}
+	layout, err := parseLayout(f.layout)
+	if err != nil {
+		return err
+	}
 	limit, err := parseSize(f.maxBody)
 	if err != nil {
 		return usagef("--max-body %q: %w: use bytes like 1048576 or 1MiB", f.maxBody, err)
@@ -124,11 +143,10 @@ func (t *tree) serve(ctx context.Context, f serveFlags) error {
 		return fmt.Errorf("open %s: %w", dest, err)
 	}
 	logger := slog.New(slog.NewJSONHandler(env.Stderr, &slog.HandlerOptions{Level: env.logLevel(slog.LevelInfo)}))
-	recv, err := gitlab.NewReceiver(store, tokens, f.source, limit, logger)
+	recv, err := gitlab.NewReceiverFromOptions(gitlab.ReceiverOptions{Store: store, Tokens: tokens, Source: f.source, Layout: layout, MaxBody: limit, Logger: logger, Health: true})
 	if err != nil {
 		return usageError{err}
 	}
-	recv.Health = true
 
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
@@ -148,7 +166,7 @@ func (t *tree) serve(ctx context.Context, f serveFlags) error {
 	if f.tlsCert != "" {
 		scheme = "https"
 	}
-	logger.Info("gitlab receiver listening", "url", scheme+"://"+ln.Addr().String(), "destination", store.String(), "source", f.source, "tokens", tokens.Len(), "max_body", limit)
+	logger.Info("gitlab receiver listening", "url", scheme+"://"+ln.Addr().String(), "destination", store.String(), "layout", layout.String(), "source", f.source, "tokens", tokens.Len(), "max_body", limit)
 	if env.Ready != nil {
 		env.Ready(ln.Addr())
 	}
@@ -178,22 +196,162 @@ func (t *tree) serve(ctx context.Context, f serveFlags) error {
 	return nil
 }
 
+// parseScope reads --group, --project and --instance: exactly one.
+func parseScope(group, project string, instance bool) (gitlab.Scope, error) {
+	var scope gitlab.Scope
+	n := 0
+	if group != "" {
+		n++
+		scope = gitlab.Scope{Kind: gitlab.ScopeGroup, ID: group}
+	}
+	if project != "" {
+		n++
+		scope = gitlab.Scope{Kind: gitlab.ScopeProject, ID: project}
+	}
+	if instance {
+		n++
+		scope = gitlab.Scope{Kind: gitlab.ScopeInstance}
+	}
+	if n != 1 {
+		return scope, usagef("give exactly one of --group, --project or --instance")
+	}
+	if err := scope.Validate(); err != nil {
+		return scope, usageError{err}
+	}
+	return scope, nil
+}
+
+type gitlabVerifyFlags struct {
+	group, project, start, end, out, source, profile, layout string
+	instance, asJSON                                        bool
+	window                                                  time.Duration
+}
+
+func (t *tree) gitlabVerify() *ffcli.Command {
+	var f gitlabVerifyFlags
+	return t.add("trailfill gitlab", command{
+		name:       "verify",
+		shortUsage: "verify (--group G | --project P | --instance) --start T --end T [--out DIR|s3://bucket/prefix] [--layout default|gitlab-s3] [--window 24h] [--json]",
+		shortHelp:  "Check every window of a GitLab backfill against its manifests and objects (SHA-256); exit 1 if anything is missing or changed.",
+		longHelp: `verify reads the manifests of the scope's windows in the layout and every object they list
+(existence by listing, contents by SHA-256), and names windows archived only in the other
+layout. No GitLab token or URL is needed: it reads the archive only.
+
+Examples:
+  trailfill gitlab verify --group 42 --start 2025-03-01T00:00:00Z --end 2025-03-08T00:00:00Z --out s3://audit-archive/org
+  trailfill gitlab verify --instance --layout gitlab-s3 --start 2025-03-01T00:00:00Z --end 2025-04-01T00:00:00Z --out s3://gitlab-audit/prod --json`,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&f.group, "group", "", "group id or full path")
+			fs.StringVar(&f.project, "project", "", "project id or full path")
+			fs.BoolVar(&f.instance, "instance", false, "instance audit events")
+			fs.StringVar(&f.start, "start", "", "start of the range, inclusive (RFC 3339)")
+			fs.StringVar(&f.end, "end", "", "end of the range, exclusive (RFC 3339)")
+			fs.StringVar(&f.out, "out", "./archive", "archive: a folder or s3://bucket/prefix")
+			fs.StringVar(&f.source, "source", gitlab.DefaultSource, "source name of the default layout's keys")
+			fs.StringVar(&f.layout, "layout", contract.GitLabLayoutDefault, layoutUsage)
+			fs.DurationVar(&f.window, "window", gitlab.DefaultWindow, "the window length the backfill used")
+			fs.BoolVar(&f.asJSON, "json", false, "print the report as JSON on stdout")
+			fs.StringVar(&f.profile, "profile", "", "AWS profile for an s3:// archive (default: AWS_PROFILE)")
+		},
+		exec: func(ctx context.Context, args []string) error {
+			if err := noArgs("gitlab verify", args); err != nil {
+				return err
+			}
+			return t.gitlabVerifyExec(ctx, f)
+		},
+	})
+}
+
+func (t *tree) gitlabVerifyExec(ctx context.Context, f gitlabVerifyFlags) error {
+	env := t.env
+	scope, err := parseScope(f.group, f.project, f.instance)
+	if err != nil {
+		return err
+	}
+	start, err := validate.Instant("start", f.start)
+	if err != nil {
+		return usageError{err}
+	}
+	end, err := validate.Instant("end", f.end)
+	if err != nil {
+		return usageError{err}
+	}
+	if err := validate.Range(start, end, env.Now(), true); err != nil {
+		return usageError{err}
+	}
+	if err := gitlab.ValidateWindow(f.window); err != nil {
+		return usagef("--window: %w", err)
+	}
+	layout, err := parseLayout(f.layout)
+	if err != nil {
+		return err
+	}
+	if err := gitlab.ValidateSource(f.source); err != nil {
+		return usagef("--source: %w", err)
+	}
+	dest, err := parseOut(f.out)
+	if err != nil {
+		return err
+	}
+	t.deps.profile = f.profile
+	store, err := t.deps.Store(ctx, dest, archive.S3Options{})
+	if err != nil {
+		return fmt.Errorf("open %s: %w", dest, err)
+	}
+	rep, err := gitlab.Verify(ctx, gitlab.VerifyOptions{Store: store, Layout: layout, Source: f.source, Scope: scope, Start: start, End: end, Window: f.window})
+	if err != nil {
+		return fmt.Errorf("verify %s (check read access to the archive): %w", store, err)
+	}
+	if f.asJSON {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return fmt.Errorf("encode the report: %w", err)
+		}
+		fmt.Fprintf(env.Stdout, "%s\n", b)
+	} else {
+		fmt.Fprintf(env.Stdout, "archive %s, %s layout, %s, %s .. %s, windows of %s\n", rep.Archive, rep.Layout, rep.Scope,
+			rep.Start.Format(time.RFC3339), rep.End.Format(time.RFC3339), rep.Window)
+		fmt.Fprintf(env.Stdout, "windows %d: %d archived, %d missing, %d corrupt; %d events (%d delivered by GitLab itself) in %d objects\n",
+			rep.Windows, rep.Archived, rep.Missing, rep.Corrupt, rep.Events, rep.Native, rep.Objects)
+		for _, w := range rep.MissingWindows {
+			fmt.Fprintf(env.Stdout, "  missing: %s\n", w.Format(time.RFC3339))
+		}
+		for _, w := range rep.OtherLayoutWindows {
+			fmt.Fprintf(env.Stdout, "  archived in the other layout only: %s\n", w.Format(time.RFC3339))
+		}
+		for _, c := range rep.CorruptWindows {
+			fmt.Fprintf(env.Stdout, "  corrupt: %s (%s)\n", c.Window.Format(time.RFC3339), c.Manifest)
+			for _, p := range c.Problems {
+				fmt.Fprintf(env.Stdout, "    %s: %s\n", p.Key, p.Problem)
+			}
+		}
+	}
+	if rep.ExitCode() != 0 {
+		return failedError{fmt.Sprintf("GitLab archive incomplete: %d missing and %d corrupt of %d window(s): run the same gitlab backfill again (for corrupt windows delete their manifests first)", rep.Missing, rep.Corrupt, rep.Windows)}
+	}
+	fmt.Fprintf(env.Stderr, "trailfill: GitLab archive complete: %d window(s), %d events in %d objects, every SHA-256 matches\n", rep.Windows, rep.Events, rep.Objects)
+	return nil
+}
+
 type gitlabBackfillFlags struct {
-	url, group, project, start, end, out, source, profile string
-	instance, asJSON                                      bool
-	window                                                time.Duration
-	concurrency                                           int
-	rps                                                   float64
+	url, group, project, start, end, out, source, profile, layout string
+	instance, asJSON                                              bool
+	window                                                        time.Duration
+	concurrency, nativeLookahead                                  int
+	rps                                                           float64
 }
 
 func (t *tree) gitlabBackfill() *ffcli.Command {
 	var f gitlabBackfillFlags
 	return t.add("trailfill gitlab", command{
 		name:       "backfill",
-		shortUsage: "backfill --url URL (--group G | --project P | --instance) --start T --end T [--out DIR|s3://bucket/prefix] [--window 24h] [--json]",
+		shortUsage: "backfill --url URL (--group G | --project P | --instance) --start T --end T [--out DIR|s3://bucket/prefix] [--layout default|gitlab-s3] [--window 24h] [--json]",
 		shortHelp:  "Archive GitLab audit events of a range from the REST API, one manifest per window; re-runs resume.",
 		longHelp: `The API token is read from ` + contract.EnvGitLabToken + ` (read_api scope). Events go to
 GitLab/<source>/YYYY/MM/DD/<id>.json; events already there (streamed by serve) are kept.
+With --layout gitlab-s3 they are converted to GitLab's streaming payload and written in
+GitLab's own S3 layout, and events GitLab already streamed there itself (per event or in
+batches, in the months --native-lookahead allows) are not written again.
 
 Examples:
   ` + contract.EnvGitLabToken + `=glpat-... trailfill gitlab backfill --url https://gitlab.com --group 42 \
@@ -208,6 +366,8 @@ Examples:
 			fs.StringVar(&f.out, "out", "./archive", "archive destination: a folder or s3://bucket/prefix")
 			fs.StringVar(&f.source, "source", gitlab.DefaultSource, "source name in keys: GitLab/<source>/YYYY/MM/DD/<id>.json")
 			fs.DurationVar(&f.window, "window", gitlab.DefaultWindow, "window length: divides 24h, or whole days up to 720h")
+			fs.StringVar(&f.layout, "layout", contract.GitLabLayoutDefault, layoutUsage)
+			fs.IntVar(&f.nativeLookahead, "native-lookahead", gitlab.DefaultNativeLookahead, "gitlab-s3: months after an event's month searched for GitLab's own copy (1 to 12)")
 			fs.IntVar(&f.concurrency, "concurrency", 2, "windows read at once")
 			fs.Float64Var(&f.rps, "rps", 5, "at most this many API requests per second (0: no limit)")
 			fs.BoolVar(&f.asJSON, "json", false, "print the summary as JSON on stdout")
@@ -230,25 +390,9 @@ func (t *tree) gitlabBackfillExec(ctx context.Context, f gitlabBackfillFlags) er
 	if _, err := gitlab.ParseBaseURL(f.url); err != nil {
 		return usagef("--url: %w", err)
 	}
-	var scope gitlab.Scope
-	n := 0
-	if f.group != "" {
-		n++
-		scope = gitlab.Scope{Kind: gitlab.ScopeGroup, ID: f.group}
-	}
-	if f.project != "" {
-		n++
-		scope = gitlab.Scope{Kind: gitlab.ScopeProject, ID: f.project}
-	}
-	if f.instance {
-		n++
-		scope = gitlab.Scope{Kind: gitlab.ScopeInstance}
-	}
-	if n != 1 {
-		return usagef("give exactly one of --group, --project or --instance")
-	}
-	if err := scope.Validate(); err != nil {
-		return usageError{err}
+	scope, err := parseScope(f.group, f.project, f.instance)
+	if err != nil {
+		return err
 	}
 	start, err := validate.Instant("start", f.start)
 	if err != nil {
@@ -278,6 +422,13 @@ func (t *tree) gitlabBackfillExec(ctx context.Context, f gitlabBackfillFlags) er
 	if err := gitlab.ValidateSource(f.source); err != nil {
 		return usagef("--source: %w", err)
 	}
+	layout, err := parseLayout(f.layout)
+	if err != nil {
+		return err
+	}
+	if err := gitlab.ValidateNativeLookahead(f.nativeLookahead); err != nil {
+		return usagef("--native-lookahead: %w", err)
+	}
 	token := strings.TrimSpace(env.Getenv(contract.EnvGitLabToken))
 	if token == "" {
 		return usagef("%s is not set: export it with an access token that has the read_api scope", contract.EnvGitLabToken)
@@ -299,8 +450,8 @@ func (t *tree) gitlabBackfillExec(ctx context.Context, f gitlabBackfillFlags) er
 		return fmt.Errorf("open %s: %w", dest, err)
 	}
 	b := &gitlab.Backfill{
-		Client: client, Store: store, Source: f.source, Scope: scope, Window: f.window,
-		Concurrency: f.concurrency, Logger: logger, Now: env.Now,
+		Client: client, Store: store, Source: f.source, Scope: scope, Window: f.window, Layout: layout,
+		NativeLookahead: f.nativeLookahead, Concurrency: f.concurrency, Logger: logger, Now: env.Now,
 	}
 	windows := archive.CountWindows(start, end, f.window)
 	fmt.Fprintf(env.Stderr, "backfilling %s of %s, %s to %s, %d windows of %s, into %s\n",

@@ -193,7 +193,7 @@ Run "trailfill gitlab serve -h" or "trailfill gitlab backfill -h" for the flags.
 			}
 			return usagef("unknown command %q after gitlab: use serve or backfill (see trailfill gitlab -h)", args[0])
 		},
-		subs: []*ffcli.Command{t.gitlabServe(), t.gitlabBackfill()},
+		subs: []*ffcli.Command{t.gitlabServe(), t.gitlabBackfill(), t.gitlabVerify()},
 	})
 	t.root = t.add("", command{
 		name:       "trailfill",

@@ -32,6 +32,8 @@ type Config struct {
 	Source      string
 	TokensParam string
 	MaxBody     int64
+	Layout      gitlab.Layout
+	KMSKeyArn   string // SSE-KMS key of the archive, or ""
 }
 
 // ConfigFromEnv reads the configuration with getenv (os.Getenv) and checks it.
@@ -62,6 +64,12 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if err := gitlab.ValidateSource(c.Source); err != nil {
 		return c, fmt.Errorf("%s: %w", contract.EnvGitLabSource, err)
 	}
+	layout, err := gitlab.ParseLayout(strings.TrimSpace(getenv(contract.EnvGitLabLayout)))
+	if err != nil {
+		return c, fmt.Errorf("%s: %w", contract.EnvGitLabLayout, err)
+	}
+	c.Layout = layout
+	c.KMSKeyArn = strings.TrimSpace(getenv(contract.EnvKMSKeyArn))
 	dest := "s3://" + c.Bucket
 	if c.Prefix != "" {
 		dest += "/" + c.Prefix
@@ -103,12 +111,12 @@ func New(ctx context.Context, cfg Config, s3c archive.S3API, ssmc SSMAPI, logger
 	if err != nil {
 		return nil, err
 	}
-	store := &archive.S3Store{Client: s3c, Bucket: cfg.Bucket, Prefix: cfg.Prefix}
-	r, err := gitlab.NewReceiver(store, tokens, cfg.Source, cfg.MaxBody, logger)
+	store := &archive.S3Store{Client: s3c, Bucket: cfg.Bucket, Prefix: cfg.Prefix, KMSKeyID: cfg.KMSKeyArn}
+	r, err := gitlab.NewReceiverFromOptions(gitlab.ReceiverOptions{Store: store, Tokens: tokens, Source: cfg.Source, Layout: cfg.Layout, MaxBody: cfg.MaxBody, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
-	logger.Info("gitlab receiver ready", "destination", store.String(), "source", cfg.Source, "tokens", tokens.Len(), "max_body", cfg.MaxBody)
+	logger.Info("gitlab receiver ready", "destination", store.String(), "layout", cfg.Layout.String(), "source", cfg.Source, "tokens", tokens.Len(), "max_body", cfg.MaxBody)
 	return r, nil
 }
 

@@ -52,14 +52,15 @@ func TestConfigFromEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Config{Bucket: "archive-bucket", Prefix: "audit", Source: "gitlab", TokensParam: "/trailfill/gitlab/tokens", MaxBody: gitlab.DefaultMaxBody}
+	want := Config{Bucket: "archive-bucket", Prefix: "audit", Source: "gitlab", TokensParam: "/trailfill/gitlab/tokens", MaxBody: gitlab.DefaultMaxBody, Layout: gitlab.LayoutDefault}
 	if c != want {
 		t.Fatalf("config %+v, want %+v", c, want)
 	}
 	c, err = ConfigFromEnv(get(map[string]string{
 		contract.EnvGitLabBucket: "b-1", contract.EnvGitLabTokensParam: "p", contract.EnvGitLabSource: "gitlab.com", contract.EnvGitLabMaxBody: "65536",
+		contract.EnvGitLabLayout: "gitlab-s3", contract.EnvKMSKeyArn: "arn:aws:kms:us-east-1:111111111111:key/k",
 	}))
-	if err != nil || c.Source != "gitlab.com" || c.MaxBody != 65536 {
+	if err != nil || c.Source != "gitlab.com" || c.MaxBody != 65536 || c.Layout != gitlab.LayoutGitLabS3 || c.KMSKeyArn != "arn:aws:kms:us-east-1:111111111111:key/k" {
 		t.Fatalf("config %+v, %v", c, err)
 	}
 	for name, m := range map[string]map[string]string{
@@ -70,6 +71,7 @@ func TestConfigFromEnv(t *testing.T) {
 		"bad source": {contract.EnvGitLabBucket: "b-1", contract.EnvGitLabTokensParam: "p", contract.EnvGitLabSource: "a/b"},
 		"bad bucket": {contract.EnvGitLabBucket: "Bad_Bucket", contract.EnvGitLabTokensParam: "p"},
 		"bad prefix": {contract.EnvGitLabBucket: "b-1", contract.EnvGitLabTokensParam: "p", contract.EnvGitLabPrefix: "a//b"},
+		"bad layout": {contract.EnvGitLabBucket: "b-1", contract.EnvGitLabTokensParam: "p", contract.EnvGitLabLayout: "gitlab-http"},
 	} {
 		if _, err := ConfigFromEnv(get(m)); err == nil {
 			t.Errorf("%s: accepted", name)
