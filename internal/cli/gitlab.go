@@ -223,8 +223,8 @@ func parseScope(group, project string, instance bool) (gitlab.Scope, error) {
 
 type gitlabVerifyFlags struct {
 	group, project, start, end, out, source, profile, layout string
-	instance, asJSON                                        bool
-	window                                                  time.Duration
+	instance, asJSON                                         bool
+	window                                                   time.Duration
 }
 
 func (t *tree) gitlabVerify() *ffcli.Command {
