@@ -9,6 +9,7 @@ import (
 	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/engine"
 	"github.com/trailfill/trailfill/internal/pace"
+	"github.com/trailfill/trailfill/internal/trail"
 	"github.com/trailfill/trailfill/internal/validate"
 )
 
@@ -19,9 +20,13 @@ type rangeFlags struct {
 	noLookback                    bool
 	windowMinutes                 int
 	rate                          float64
+	trail                         string
+	fs                            *flag.FlagSet // the command's, to tell given flags from defaults
 }
 
 func (f *rangeFlags) register(fs *flag.FlagSet, outDefault string) {
+	f.fs = fs
+	fs.StringVar(&f.trail, "trail", "", "NAME or ARN of the trail to recover: its bucket, prefix, organization layout, regions and event selectors (explicit flags win; see docs/trail.md)")
 	fs.StringVar(&f.start, "start", "", "start of the range, RFC 3339 (inclusive)")
 	fs.StringVar(&f.end, "end", "", "end of the range, RFC 3339 (exclusive)")
 	fs.StringVar(&f.accounts, "accounts", "", "comma-separated 12-digit account IDs (default: the caller's account, no role assumed)")
@@ -46,6 +51,11 @@ type rangeSpec struct {
 	Window     time.Duration
 	Rate       float64
 	Profile    string
+	// Set by --trail (resolveTrail): the trail's target, the SSE-KMS key of
+	// its files and the canonical selection of its management events.
+	Trail     *trail.Target
+	KMSKeyID  string
+	Selection string
 }
 
 // spec validates every flag without touching the network or the archive.
@@ -121,6 +131,8 @@ func (s rangeSpec) input(parts []contract.Partition, destination string, maxConc
 		RoleName:       s.RoleName,
 		Destination:    destination,
 		MaxConcurrency: maxConcurrency,
+		Selection:      s.Selection,
+		OrgID:          s.OrgID,
 	}
 }
 
