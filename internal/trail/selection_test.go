@@ -58,7 +58,9 @@ func mgmt(fs ...cttypes.AdvancedFieldSelector) cttypes.AdvancedEventSelector {
 		{Field: aws.String("eventCategory"), Equals: []string{"Management"}}}, fs...)}
 }
 
-func field(name string) cttypes.AdvancedFieldSelector { return cttypes.AdvancedFieldSelector{Field: aws.String(name)} }
+func field(name string) cttypes.AdvancedFieldSelector {
+	return cttypes.AdvancedFieldSelector{Field: aws.String(name)}
+}
 
 func TestSelectionOnRealRecords(t *testing.T) {
 	recs, plain := realRecords(t)
@@ -132,7 +134,10 @@ func TestSelectionOnRealRecords(t *testing.T) {
 		{name: "advanced notEndsWith", advanced: []cttypes.AdvancedEventSelector{mgmt(notSources("NotEndsWith", "s.amazonaws.com"))},
 			want: func(r map[string]any) bool { return !strings.HasSuffix(str(r, "eventSource"), "s.amazonaws.com") }},
 		{name: "advanced eventName of event data stores", advanced: []cttypes.AdvancedEventSelector{mgmt(cttypes.AdvancedFieldSelector{Field: aws.String("eventName"), Equals: []string{"AssumeRole", "GetCallerIdentity"}})},
-			want: func(r map[string]any) bool { n := str(r, "eventName"); return n == "AssumeRole" || n == "GetCallerIdentity" }},
+			want: func(r map[string]any) bool {
+				n := str(r, "eventName")
+				return n == "AssumeRole" || n == "GetCallerIdentity"
+			}},
 		{name: "advanced data and network selectors beside management",
 			advanced: []cttypes.AdvancedEventSelector{
 				{Name: aws.String("S3 objects"), FieldSelectors: []cttypes.AdvancedFieldSelector{

@@ -120,10 +120,10 @@ func (r Ref) String() string {
 // delegated administrator account) is read with the caller's credentials
 // first; what they may not read (GetEventSelectors of an organization trail
 // from a member account answers CloudTrailARNInvalidException) is read
-// through the read role of the trail's account. orgID, when set (--org-id),
-// is the organization trail's organization; otherwise
-// organizations:DescribeOrganization finds it, and when that is not allowed
-// the error asks for --org-id.
+// through the read role of the trail's account. An organization trail's
+// organization ID is read with organizations:DescribeOrganization; orgID
+// (--org-id) must agree with it, and stands in for it where that is not
+// allowed.
 func Read(ctx context.Context, access Access, ref Ref, orgID string) (*Trail, error) {
 	caller, err := access.CallerAccount(ctx)
 	if err != nil {
@@ -237,16 +237,14 @@ func readAs(ctx context.Context, access Access, ref Ref, acct string) (*Trail, e
 	return t, nil
 }
 
-// findOrg sets the organization ID of an organization trail: orgID if
-// given, else the organization of the account that read the trail
+// findOrg sets the organization ID of an organization trail: the
+// organization of the account that read the trail
 // (organizations:DescribeOrganization, allowed to every account of the
-// organization), which must be managed by the trail's account.
+// organization), which must be managed by the trail's account. orgID
+// (--org-id) must agree with it; when the organization cannot be read,
+// orgID is taken as given, and without it the error asks for it.
 func (t *Trail) findOrg(ctx context.Context, access Access, orgID string) error {
 	if !t.Organization {
-		return nil
-	}
-	if orgID != "" {
-		t.OrgID = orgID
 		return nil
 	}
 	api, err := access.Organizations(ctx, t.ReadAs)
@@ -254,16 +252,27 @@ func (t *Trail) findOrg(ctx context.Context, access Access, orgID string) error 
 		return err
 	}
 	out, err := api.DescribeOrganization(ctx, &organizations.DescribeOrganizationInput{})
-	if err != nil {
+	switch {
+	case err != nil && orgID != "":
+		t.OrgID = orgID
+		return nil
+	case err != nil:
 		return &InputError{fmt.Errorf("trail %s is an organization trail (files under AWSLogs/<o-id>/<account>/) and its organization ID could not be read with organizations:DescribeOrganization as account %s: pass --org-id o-..., or grant that permission: %w", t.ARN, t.ReadAs, err)}
-	}
-	if out.Organization == nil || aws.ToString(out.Organization.Id) == "" {
+	case out.Organization == nil || aws.ToString(out.Organization.Id) == "":
 		return fmt.Errorf("organizations:DescribeOrganization answered no organization ID")
 	}
+	id := aws.ToString(out.Organization.Id)
 	if m := aws.ToString(out.Organization.MasterAccountId); m != t.Account {
-		return &InputError{fmt.Errorf("organization trail %s belongs to account %s, but the organization %s of account %s is managed by %s: pass --org-id with the trail's organization", t.ARN, t.Account, aws.ToString(out.Organization.Id), t.ReadAs, m)}
+		if orgID != "" {
+			t.OrgID = orgID
+			return nil
+		}
+		return &InputError{fmt.Errorf("organization trail %s belongs to account %s, but the organization %s of account %s is managed by %s: pass --org-id with the trail's organization", t.ARN, t.Account, id, t.ReadAs, m)}
 	}
-	t.OrgID = aws.ToString(out.Organization.Id)
+	if orgID != "" && orgID != id {
+		return &InputError{fmt.Errorf("--org-id %s: trail %s is the organization trail of %s: omit --org-id", orgID, t.ARN, id)}
+	}
+	t.OrgID = id
 	return nil
 }
 
