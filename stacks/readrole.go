@@ -60,8 +60,8 @@ func NewReadRoleStack(scope constructs.Construct, cfg Config) awscdk.Stack {
 	role := defineReadRole(stack, in)
 	// Here only, not in defineReadRole: the StackSet's template body stays
 	// free of cdk-nag metadata (the role in it is the same).
-	nagSuppress(role, nag("AwsSolutions-IAM5", "cloudtrail:LookupEvents and account:ListRegions have no resource-level permissions (Service Authorization Reference: neither lists a resource type), so they are granted on \"*\"; they are the role's only permissions, and only the backfill function's role may assume it.",
-		"Resource::*"))
+	nagSuppress(role, nag("AwsSolutions-IAM5", "cloudtrail:LookupEvents, account:ListRegions, organizations:DescribeOrganization and organizations:ListAccounts have no resource-level permissions (Service Authorization Reference: none lists a resource type), so they are granted on \"*\"; the trail reads are limited to the account's own trails (trail/*); all are read-only, and only the backfill function's role (and the optional CLI principal) may assume the role.",
+		"Resource::*", "Resource::arn:<AWS::Partition>:cloudtrail:*:<AWS::AccountId>:trail/*"))
 	return stack
 }
 
@@ -88,7 +88,7 @@ func ReadRoleTemplate() (string, error) {
 		},
 	})
 	stack := awscdk.NewStack(app, jsii.String("ReadRole"), &awscdk.StackProps{
-		Description: jsii.String("trailfill read role: cloudtrail:LookupEvents (and account:ListRegions) for the trailfill backfill function"),
+		Description: jsii.String("trailfill read role: cloudtrail:LookupEvents (and account:ListRegions, the trail and organization reads of --trail) for the trailfill backfill function"),
 		Synthesizer: awscdk.NewLegacyStackSynthesizer(),
 	})
 	defineReadRole(stack, readRoleParameters(stack))
@@ -145,7 +145,10 @@ func readRoleParameters(stack awscdk.Stack) readRoleInputs {
 
 // defineReadRole adds the read role to stack. The role may call
 // cloudtrail:LookupEvents (which has no resource-level permissions, hence
-// Resource "*") and account:ListRegions (for `--regions all`), nothing else. It
+// Resource "*"), account:ListRegions (for `--regions all`), and for `--trail`
+// cloudtrail:GetTrail, GetEventSelectors and GetTrailStatus on the account's
+// own trails and organizations:DescribeOrganization and ListAccounts (no
+// resource-level permissions); nothing else, all read-only. It
 // trusts only the backfill function's role (aws:PrincipalArn, naming the role's
 // account as principal so the trust holds even before the role exists), plus an
 // optional principal for the CLI; with an organization ID both must belong to
@@ -207,6 +210,17 @@ func defineReadRole(stack awscdk.Stack, in readRoleInputs) awsiam.CfnRole {
 				"Statement": []any{
 					map[string]any{"Sid": "LookupEvents", "Effect": "Allow", "Action": "cloudtrail:LookupEvents", "Resource": "*"},
 					map[string]any{"Sid": "ListRegions", "Effect": "Allow", "Action": "account:ListRegions", "Resource": "*"},
+					// `--trail`: the trail's configuration, read in the
+					// trail's account (an organization trail's management or
+					// delegated administrator account) when the caller's own
+					// credentials may not read it.
+					map[string]any{"Sid": "ReadTrails", "Effect": "Allow",
+						"Action":   []string{"cloudtrail:GetEventSelectors", "cloudtrail:GetTrail", "cloudtrail:GetTrailStatus"},
+						"Resource": awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String("arn:"), awscdk.Aws_PARTITION(), jsii.String(":cloudtrail:*:"), awscdk.Aws_ACCOUNT_ID(), jsii.String(":trail/*")})},
+					// An organization trail's organization ID and accounts.
+					map[string]any{"Sid": "ReadOrganization", "Effect": "Allow",
+						"Action":   []string{"organizations:DescribeOrganization", "organizations:ListAccounts"},
+						"Resource": "*"},
 				},
 			},
 		}},

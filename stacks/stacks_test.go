@@ -142,10 +142,11 @@ func statements(doc map[string]any) []map[string]any {
 }
 
 // resourceStarActions may be granted on Resource "*": they have no
-// resource-level permissions (CloudTrail LookupEvents, account ListRegions, and
+// resource-level permissions (CloudTrail LookupEvents, account ListRegions, the
+// Organizations reads of the read role, and
 // the CloudWatch Logs delivery actions Step Functions logging requires).
 var resourceStarActions = []string{
-	"cloudtrail:LookupEvents", "account:ListRegions",
+	"cloudtrail:LookupEvents", "account:ListRegions", "organizations:DescribeOrganization", "organizations:ListAccounts",
 	"logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
 	"logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
 }
@@ -664,7 +665,9 @@ func TestReadRoleStack(t *testing.T) {
 	checkLeastPrivilege(t, rr)
 	_, role := only(t, rr, "AWS::IAM::Role")
 	pols := role["Policies"].([]any)
-	if len(pols) != 1 || asJSON(pols[0].(map[string]any)["PolicyDocument"]) != `{"Statement":[{"Action":"cloudtrail:LookupEvents","Effect":"Allow","Resource":"*","Sid":"LookupEvents"},{"Action":"account:ListRegions","Effect":"Allow","Resource":"*","Sid":"ListRegions"}],"Version":"2012-10-17"}` {
+	if len(pols) != 1 || asJSON(pols[0].(map[string]any)["PolicyDocument"]) != `{"Statement":[{"Action":"cloudtrail:LookupEvents","Effect":"Allow","Resource":"*","Sid":"LookupEvents"},{"Action":"account:ListRegions","Effect":"Allow","Resource":"*","Sid":"ListRegions"},`+
+		`{"Action":["cloudtrail:GetEventSelectors","cloudtrail:GetTrail","cloudtrail:GetTrailStatus"],"Effect":"Allow","Resource":{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":cloudtrail:*:",{"Ref":"AWS::AccountId"},":trail/*"]]},"Sid":"ReadTrails"},`+
+		`{"Action":["organizations:DescribeOrganization","organizations:ListAccounts"],"Effect":"Allow","Resource":"*","Sid":"ReadOrganization"}],"Version":"2012-10-17"}` {
 		t.Errorf("read role permissions: %s", asJSON(pols))
 	}
 	if len(resources(rr, "AWS::IAM::Policy")) > 0 {

@@ -22,6 +22,12 @@ type VerifyOptions struct {
 	// NativeLookahead: how far after a slice native files can hold its
 	// events (engine.DefaultNativeLookahead if zero).
 	NativeLookahead time.Duration
+	// Filter names the selection of management events a region's windows
+	// must hold (Manifest.Filter; nil or "": every management event). A
+	// window archived under another selection is missing, as a backfill of
+	// this selection would read it again; one archived with every
+	// management event covers any selection.
+	Filter func(region string) string
 }
 
 // PartitionReport is what VerifyPartition found in one partition. A window is
@@ -151,6 +157,10 @@ func VerifyPartition(ctx context.Context, s Store, account, region string, o Ver
 	}
 	scan := NewTrailScanner(s, ScanOptions{OrgID: o.OrgID, Account: account, Region: region, Native: !o.IgnoreNative, Lookahead: o.NativeLookahead}, starts)
 	listed := map[string]bool{}
+	wantFilter := ""
+	if o.Filter != nil {
+		wantFilter = o.Filter(region)
+	}
 	for _, w := range o.Windows {
 		// What the trail files hold of the window.
 		pieces := map[string]PieceInfo{}
@@ -191,6 +201,11 @@ func VerifyPartition(ctx context.Context, s Store, account, region string, o Ver
 			continue
 		}
 		m := res.m
+		if m.Filter != "" && m.Filter != wantFilter {
+			r.Missing++
+			r.MissingWindows = append(r.MissingWindows, w.Start)
+			continue
+		}
 		var problems []ObjectProblem
 		events := 0
 		for _, obj := range m.Objects {

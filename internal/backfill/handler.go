@@ -14,6 +14,7 @@ import (
 	"github.com/trailfill/trailfill/internal/awsconf"
 	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/engine"
+	"github.com/trailfill/trailfill/internal/trail"
 	"github.com/trailfill/trailfill/internal/validate"
 )
 
@@ -57,6 +58,9 @@ func (h *Handler) handle(ctx context.Context, in contract.Invocation) (contract.
 	if in.Destination != "" && in.Destination != h.Store.String() {
 		return in, fmt.Errorf("this backfill function writes to %s but the execution asked for %s: omit the destination or use the stack's", h.Store.String(), in.Destination)
 	}
+	if in.OrgID != "" && in.OrgID != h.OrgID {
+		return in, fmt.Errorf("this backfill function writes the layout of organization %q but the execution asked for %q: redeploy with -c orgId=%s, or start the execution without --trail and --org-id", h.OrgID, in.OrgID, in.OrgID)
+	}
 	window := time.Duration(in.WindowMinutes) * time.Minute
 	if in.WindowMinutes == 0 {
 		window = engine.DefaultWindow
@@ -68,6 +72,10 @@ func (h *Handler) handle(ctx context.Context, in contract.Invocation) (contract.
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	sel, err := trail.ParseSelection(in.Selection)
+	if err != nil {
+		return in, err
+	}
 	client, lim, err := h.Clients.LookupClient(ctx, in.Account, in.Region)
 	if err != nil {
 		return in, err
@@ -76,7 +84,8 @@ func (h *Handler) handle(ctx context.Context, in contract.Invocation) (contract.
 		Account: in.Account, Region: in.Region,
 		Start: in.Start.UTC(), End: in.End.UTC(),
 		Client: client, Limiter: lim,
-		Read: in.Cursor.Read,
+		Read:     in.Cursor.Read,
+		Selector: sel.Selector(in.Region),
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		job.StopAt = dl.Add(-h.Margin)

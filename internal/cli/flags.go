@@ -9,6 +9,7 @@ import (
 	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/engine"
 	"github.com/trailfill/trailfill/internal/pace"
+	"github.com/trailfill/trailfill/internal/trail"
 	"github.com/trailfill/trailfill/internal/validate"
 )
 
@@ -24,9 +25,14 @@ type rangeFlags struct {
 	nativeLookahead time.Duration
 	settleMargin    time.Duration
 	kmsKey          string
+	// --trail.
+	trail string
+	fs    *flag.FlagSet // the command's, to tell given flags from defaults
 }
 
 func (f *rangeFlags) register(fs *flag.FlagSet, outDefault string) {
+	f.fs = fs
+	fs.StringVar(&f.trail, "trail", "", "NAME or ARN of the trail to recover: its bucket, prefix, organization layout, regions and event selectors (explicit flags win; see docs/trail.md)")
 	fs.StringVar(&f.start, "start", "", "start of the range, RFC 3339 (inclusive)")
 	fs.StringVar(&f.end, "end", "", "end of the range, RFC 3339 (exclusive)")
 	fs.StringVar(&f.accounts, "accounts", "", "comma-separated 12-digit account IDs (default: the caller's account, no role assumed)")
@@ -59,7 +65,13 @@ type rangeSpec struct {
 	IgnoreNative    bool
 	NativeLookahead time.Duration
 	SettleMargin    time.Duration
-	KMSKeyID        string
+	// KMSKeyID: --kms-key, or the trail's key (resolveTrail).
+	KMSKeyID string
+
+	// Set by --trail (resolveTrail): the trail's target and the canonical
+	// selection of its management events.
+	Trail     *trail.Target
+	Selection string
 }
 
 // spec validates every flag without touching the network or the archive.
@@ -153,6 +165,8 @@ func (s rangeSpec) input(parts []contract.Partition, destination string, maxConc
 		IgnoreNative:           s.IgnoreNative,
 		NativeLookaheadMinutes: minutesOrNone(s.NativeLookahead),
 		SettleMinutes:          minutesOrNone(s.SettleMargin),
+		Selection:              s.Selection,
+		OrgID:                  s.OrgID,
 	}
 }
 

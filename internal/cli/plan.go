@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/trailfill/trailfill/internal/plan"
+	"github.com/trailfill/trailfill/internal/trail"
 )
 
 func (t *tree) plan() *ffcli.Command {
@@ -20,12 +22,14 @@ func (t *tree) plan() *ffcli.Command {
 	var memory int
 	return t.add("trailfill", command{
 		name:       "plan",
-		shortUsage: "plan --start T --end T [--accounts A,B] [--regions R1,R2|all] [--events-per-hour N] [--json] [flags]",
+		shortUsage: "plan [--trail NAME|ARN] --start T --end T [--accounts A,B] [--regions R1,R2|all] [--events-per-hour N] [--json] [flags]",
 		shortHelp:  "Predict a backfill: windows, requests and time at the quota, Lambda invocations, state transitions, history size, cost.",
 		longHelp: `plan executes the deployed state machine definition in the local executor with a stub
 task that spends time at the quota, and reads the counts off the run. It calls no AWS
-API: without --accounts it assumes one account, with --regions all the 17 regions
-enabled by default.
+API (but reading the trail with --trail): without --accounts it assumes one account,
+with --regions all the 17 regions enabled by default. With --trail it takes the
+trail's accounts and regions, and says which of the trail's selectors log events that
+LookupEvents cannot return (data and network activity events).
 
 Examples:
   trailfill plan --start 2025-08-25T00:00:00Z --end 2025-11-23T00:00:00Z --accounts 111111111111,222222222222
@@ -50,6 +54,9 @@ Examples:
 			if memory < 128 || memory > 10240 {
 				return usagef("--lambda-memory %d: give 128 to 10240 MB", memory)
 			}
+			if err := t.resolveTrail(ctx, &f, &spec); err != nil {
+				return err
+			}
 			p, err := plan.Make(ctx, plan.Input{
 				Start: spec.Start, End: spec.End, Window: spec.Window,
 				Accounts: spec.Accounts, Regions: spec.Regions, Rate: spec.Rate,
@@ -61,9 +68,10 @@ Examples:
 			if asJSON {
 				enc := json.NewEncoder(t.env.Stdout)
 				enc.SetIndent("", "  ")
-				return enc.Encode(p)
+				return enc.Encode(planWithTrail(p, spec.Trail))
 			}
 			printPlan(t.env, p)
+			printPlanTrail(t.env.Stdout, spec.Trail)
 			return nil
 		},
 	})
@@ -85,5 +93,37 @@ func printPlan(env *Env, p *plan.Plan) {
 	}
 	if p.Assumptions.AccountsDefault != "" {
 		fmt.Fprintf(w, "  accounts              %s\n", p.Assumptions.AccountsDefault)
+	}
+}
+
+// trailPlan is what --trail adds to the plan.
+type trailPlan struct {
+	ARN       string   `json:"arn"`
+	Selection string   `json:"selection"`
+	Notes     []string `json:"notes"`
+	// Unrecoverable are the trail's selectors of events LookupEvents does
+	// not return.
+	Unrecoverable []string `json:"unrecoverable"`
+}
+
+// planWithTrail is the plan's JSON document, with a "trail" member under
+// --trail.
+func planWithTrail(p *plan.Plan, tg *trail.Target) any {
+	if tg == nil {
+		return p
+	}
+	return struct {
+		*plan.Plan
+		Trail trailPlan `json:"trail"`
+	}{p, trailPlan{ARN: tg.Trail.ARN, Selection: tg.Selection.Name(), Notes: tg.Notes(), Unrecoverable: append([]string{}, tg.Trail.Unrecoverable...)}}
+}
+
+func printPlanTrail(w io.Writer, tg *trail.Target) {
+	if tg == nil {
+		return
+	}
+	fmt.Fprintf(w, "  trail                 %s\n", tg.Trail.ARN)
+	for _, n := range tg.Notes()[1:] {
+		fmt.Fprintf(w, "                        %s\n", n)
 	}
 }

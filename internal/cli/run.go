@@ -21,14 +21,17 @@ func (t *tree) run() *ffcli.Command {
 	var f rangeFlags
 	return t.add("trailfill", command{
 		name:       "run",
-		shortUsage: "run --start T --end T [--accounts A,B] [--regions R1,R2|all] [--out DIR|s3://bucket/prefix] [flags]",
+		shortUsage: "run [--trail NAME|ARN] --start T --end T [--accounts A,B] [--regions R1,R2|all] [--out DIR|s3://bucket/prefix] [flags]",
 		shortHelp:  "Execute the backfill state machine locally, with your AWS credentials; nothing is deployed.",
 		longHelp: `run executes the same state machine definition the stack deploys, in-process, with its
 task bound to the backfill Lambda's handler. Accounts other than the caller's are read
 through arn:<partition>:iam::<account>:role/<--role-name>. Re-running the same command
-resumes: windows with a manifest are skipped.
+resumes: windows with a manifest are skipped. --trail recovers what that trail would
+have delivered: into its bucket and prefix, in its layout, over the accounts and regions
+it covers, only the management events its selectors log (docs/trail.md).
 
 Examples:
+  trailfill run --trail org-trail --start 2025-04-17T15:00:00Z --end 2025-04-19T00:00:00Z
   trailfill run --start 2025-04-17T15:00:00Z --end 2025-04-19T00:00:00Z
   trailfill run --start 2025-04-17T15:00:00Z --end 2025-04-19T00:00:00Z \
     --accounts 111111111111,222222222222 --regions all --out s3://my-trail-bucket/recovered`,
@@ -42,6 +45,10 @@ Examples:
 				return err
 			}
 			t.deps.profile = spec.Profile
+			if err := t.resolveTrail(ctx, &f, &spec); err != nil {
+				return err
+			}
+			printTrailNotes(t.env.Stderr, spec.Trail)
 			_, err = t.backfillLocally(ctx, spec)
 			return err
 		},
@@ -92,6 +99,7 @@ func (t *tree) backfillLocally(ctx context.Context, spec rangeSpec) (*backfill.R
 		return sum, failedError{fmt.Sprintf("backfill %s: %s; archived windows are kept, re-run the same command to resume", status, sum.Error)}
 	}
 	printSummary(env, spec, store.String(), sum)
+	printTrailSummary(env.Stderr, spec.Trail)
 	return sum, nil
 }
 

@@ -49,7 +49,7 @@ func (t *tree) start() *ffcli.Command {
 	var fs *flag.FlagSet
 	return t.add("trailfill", command{
 		name:       "start",
-		shortUsage: "start --start T --end T [--accounts A,B] [--regions R1,R2|all] [--stack NAME] [--dry-run] [--watch] [flags]",
+		shortUsage: "start [--trail NAME|ARN] --start T --end T [--accounts A,B] [--regions R1,R2|all] [--stack NAME] [--dry-run] [--watch] [flags]",
 		shortHelp:  "Start the backfill on the deployed state machine (found from the stack's outputs).",
 		longHelp: `start reads the stack's outputs (cloudformation:DescribeStacks), resolves the
 partitions, and calls states:StartExecution with the input run would execute. It
@@ -143,6 +143,13 @@ func (t *tree) startExec(ctx context.Context, fs *flag.FlagSet, f rangeFlags, s 
 	if err != nil {
 		return err
 	}
+	if err := t.resolveTrail(ctx, &f, &spec); err != nil {
+		return err
+	}
+	if spec.Trail != nil && spec.Dest != dep.Archive {
+		return usagef("--trail %s delivers to %s but stack %s writes to %s: redeploy the stack with -c bucketName=%s%s, or recover with trailfill run --trail", f.trail, spec.Dest, dep.Stack, dep.archiveName(), spec.Dest.Bucket, prefixContext(spec.Dest.Prefix))
+	}
+	printTrailNotes(env.Stderr, spec.Trail)
 	clients, err := t.deps.Clients(ctx, spec.RoleName, spec.Rate)
 	if err != nil {
 		return err
@@ -244,4 +251,12 @@ func (t *tree) mapConcurrency(ctx context.Context, dep *deployment, requested in
 			requested, n, dep.StateMachine.Region, unreserved)
 	}
 	return n, nil
+}
+
+// prefixContext is the CDK context argument of a prefix, or "".
+func prefixContext(prefix string) string {
+	if prefix == "" {
+		return ""
+	}
+	return " -c prefix=" + prefix
 }

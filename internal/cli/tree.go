@@ -200,7 +200,7 @@ Run "trailfill gitlab serve -h" or "trailfill gitlab backfill -h" for the flags.
 		shortUsage: "trailfill <command> [flags]",
 		shortHelp:  "trailfill recovers CloudTrail management events (last 90 days) into the native trail layout.",
 		longHelp:   rootHelp,
-		subs:       []*ffcli.Command{t.run(), t.plan(), t.start(), t.watch(), t.verify(), t.reconcile(), t.demo(), gitlab},
+		subs:       []*ffcli.Command{t.run(), t.plan(), t.start(), t.watch(), t.verify(), t.reconcile(), t.gaps(), t.demo(), gitlab},
 		exec:       t.rootExec,
 	})
 	return t
@@ -215,6 +215,8 @@ Run "trailfill <command> -h" for a command's flags and examples.
 
 Examples:
   trailfill demo
+  trailfill run   --trail org-trail --start 2025-04-17T15:00:00Z --end 2025-04-19T00:00:00Z
+  trailfill gaps  --trail org-trail
   trailfill plan  --start 2025-04-17T15:00:00Z --end 2025-04-19T00:00:00Z --accounts 111111111111 --events-per-hour 2000
   trailfill run   --start 2025-04-17T15:00:00Z --end 2025-04-19T00:00:00Z --out s3://my-trail-bucket
   trailfill start --start 2025-04-17T15:00:00Z --end 2025-04-19T00:00:00Z --accounts 111111111111,222222222222 --watch`
@@ -224,21 +226,21 @@ Examples:
 func (t *tree) rootExec(_ context.Context, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(t.env.Stderr, usageText(t.root))
-		return usageError{errors.New("missing command: use run, plan, start, watch, verify, demo or gitlab")}
+		return usageError{errors.New("missing command: use run, plan, start, watch, verify, gaps, demo or gitlab")}
 	}
 	if args[0] == "help" {
 		node := t.root
 		for _, name := range args[1:] {
 			next := subcommand(node, name)
 			if next == nil {
-				return usagef("no command %q: use run, plan, start, watch, verify, demo or gitlab", strings.Join(args[1:], " "))
+				return usagef("no command %q: use run, plan, start, watch, verify, gaps, demo or gitlab", strings.Join(args[1:], " "))
 			}
 			node = next
 		}
 		fmt.Fprint(t.env.Stdout, usageText(node))
 		return nil
 	}
-	return usagef("unknown command %q: use run, plan, start, watch, verify, demo or gitlab", args[0])
+	return usagef("unknown command %q: use run, plan, start, watch, verify, gaps, demo or gitlab", args[0])
 }
 
 func subcommand(c *ffcli.Command, name string) *ffcli.Command {

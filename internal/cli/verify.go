@@ -74,7 +74,7 @@ func (t *tree) verify() *ffcli.Command {
 	var fs *flag.FlagSet
 	return t.add("trailfill", command{
 		name:       "verify",
-		shortUsage: "verify --start T --end T [--out DIR|s3://bucket/prefix | --stack NAME] [--accounts A,B] [--regions R1,R2|all|archived] [--json]",
+		shortUsage: "verify [--trail NAME|ARN] --start T --end T [--out DIR|s3://bucket/prefix | --stack NAME] [--accounts A,B] [--regions R1,R2|all|archived] [--json]",
 		shortHelp:  "Check every window of a range against the manifests and objects (SHA-256); exit 1 if anything is missing or changed.",
 		longHelp: `verify reads each window's manifest and every trail file that can hold events of the
 range (trailfill's and, unless --ignore-native, CloudTrail's own, up to --native-lookahead
@@ -176,11 +176,15 @@ func (t *tree) archivedRange(ctx context.Context, fs *flag.FlagSet, f rangeFlags
 			return spec, nil, nil, err
 		}
 	}
-	// AWS is needed for S3, the stack, the caller's account or --regions
-	// all; deps loads the configuration only then.
+	// AWS is needed for S3, the stack, the trail, the caller's account or
+	// --regions all; deps loads the configuration only then.
 	t.deps.profile = spec.Profile
 	roleName := spec.RoleName
-	if f.out == "" {
+	if err := t.resolveTrail(ctx, &f, &spec); err != nil {
+		return spec, nil, nil, err
+	}
+	printTrailNotes(t.env.Stderr, spec.Trail)
+	if f.out == "" && spec.Trail == nil {
 		cfn, region, err := t.deps.CloudFormation(ctx, "")
 		if err != nil {
 			return spec, nil, nil, err
@@ -271,7 +275,7 @@ func archivedPartitions(ctx context.Context, store archive.Store, spec rangeSpec
 // verifyArchive verifies every partition, four at a time.
 func verifyArchive(ctx context.Context, store archive.Store, spec rangeSpec, parts []contract.Partition) (*VerifyReport, error) {
 	opts := archive.VerifyOptions{Windows: archive.Windows(spec.Start, spec.End, spec.Window), OrgID: spec.OrgID,
-		IgnoreNative: spec.IgnoreNative, NativeLookahead: spec.NativeLookahead}
+		IgnoreNative: spec.IgnoreNative, NativeLookahead: spec.NativeLookahead, Filter: spec.filter()}
 	reports, err := archive.VerifyPartitions(ctx, store, parts, opts)
 	if err != nil {
 		return nil, err

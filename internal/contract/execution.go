@@ -28,6 +28,13 @@ type ExecutionInput struct {
 	IgnoreNative           bool `json:"ignore_native,omitempty"`
 	NativeLookaheadMinutes int  `json:"native_lookahead_minutes,omitempty"`
 	SettleMinutes          int  `json:"settle_minutes,omitempty"`
+	// Selection names the management events to archive (the trail's event
+	// selectors, `--trail`): the canonical selection text of package trail,
+	// "" for every management event.
+	Selection string `json:"selection,omitempty"`
+	// OrgID is the organization-trail layout the execution expects ("":
+	// whatever the function writes); a function of another layout refuses it.
+	OrgID string `json:"org_id,omitempty"`
 }
 
 // Invocation is the payload of one backfill Lambda invocation and its answer:
@@ -50,9 +57,13 @@ type Invocation struct {
 	NativeLookaheadMinutes int `json:"native_lookahead_minutes,omitempty"`
 	// SettleMinutes: windows ending less than this before the invocation are
 	// archived provisionally (0: the default, 20; negative: none).
-	SettleMinutes int    `json:"settle_minutes,omitempty"`
-	Done          bool   `json:"done"`
-	Cursor        Cursor `json:"cursor"`
+	SettleMinutes int `json:"settle_minutes,omitempty"`
+	// Selection: the management events to archive, as in ExecutionInput.
+	Selection string `json:"selection,omitempty"`
+	// OrgID: the layout the execution expects, as in ExecutionInput.
+	OrgID  string `json:"org_id,omitempty"`
+	Done   bool   `json:"done"`
+	Cursor Cursor `json:"cursor"`
 }
 
 // Cursor carries progress between invocations of one partition. Windows with a

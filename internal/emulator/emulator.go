@@ -176,6 +176,7 @@ func Start(cfg Config) (*Server, error) {
 	s.handlers["account"] = http.HandlerFunc(s.serveAccount)
 	s.handlers["s3"] = http.HandlerFunc(s.serveS3)
 	s.handlers["lambda"] = http.HandlerFunc(s.serveLambda)
+	s.handlers["organizations"] = http.HandlerFunc(s.serveOrganizations)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -152,6 +152,9 @@ type trailRegistry struct {
 	trails []*trailState
 	org    *Organization
 	calls  map[string]int
+	// Organizations (organizations.go).
+	orgDenied map[string]bool
+	orgCalls  map[string]int
 }
 
 // partitionOf returns the ARN partition of a region.
