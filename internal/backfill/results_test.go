@@ -92,7 +92,7 @@ func TestLocalExecutionResults(t *testing.T) {
 		}
 		manifest := cause.Results.Manifest
 		if cause.Partitions != 6 || cause.Succeeded != 2 || cause.Failed != 4 || cause.Results.Bucket != contract.LocalStagingBucket ||
-			!strings.HasPrefix(manifest, "results/exec-1/") || !strings.HasSuffix(manifest, "/manifest.json") {
+			!strings.HasPrefix(manifest, contract.ResultsPrefix("exec-1")+"/") || !strings.HasSuffix(manifest, "/manifest.json") {
 			t.Fatalf("cause %+v", cause)
 		}
 		if want := "4 of 6 partition(s) failed; each failure (account, region, error, message) is in the FAILED files that s3://staging/" + manifest +
