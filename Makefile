@@ -39,8 +39,9 @@ lambda-e2e: ## the real bootstraps under aws-lambda-rie against the emulators (t
 	$(GO) test -tags lambdae2e -race -count=1 -timeout 10m ./internal/e2e/...
 
 e2e: lambda-e2e ## the slower end-to-end suites: lambda-e2e, and launcher processes paused (SIGSTOP) and killed beside other runs
-	@echo "==> go test -tags e2e -race ./internal/e2e/... (launcher processes against the emulators)"
+	@echo "==> go test -tags e2e -race ./internal/e2e/... (launcher processes against the emulators); go test -tags e2e ./internal/plan/... (plans of 1,000 and 5,000 accounts)"
 	$(GO) test -tags e2e -race -count=1 -timeout 15m ./internal/e2e/...
+	$(GO) test -tags e2e -count=1 -timeout 15m -run TestPlanAtScale -v ./internal/plan/...
 
 demo: ## emulated CloudTrail + a real backfill into ./trailfill-demo
 	@echo "==> trailfill demo (emulators on 127.0.0.1, output in ./trailfill-demo)"

@@ -44,8 +44,8 @@ const (
 // results under StagingResultsFolder (ResultWriter). Objects expire after
 // StagingExpirationDays.
 const (
-	StagingInputsFolder   = "inputs/"
-	StagingResultsFolder  = "results/"
+	StagingInputsFolder   = contract.StagingInputsFolder
+	StagingResultsFolder  = contract.StagingResultsFolder
 	StagingExpirationDays = 30
 )
 
@@ -239,7 +239,7 @@ func NewBackfillStack(scope constructs.Construct, props BackfillStackProps) (*Ba
 		StateMachineName:        jsii.String(smName),
 		StateMachineType:        awsstepfunctions.StateMachineType_STANDARD,
 		DefinitionBody:          awsstepfunctions.DefinitionBody_FromString(jsii.String(partitionedDefinition(statemachine.Definition))),
-		DefinitionSubstitutions: definitionSubstitutions(s.Function.FunctionArn()),
+		DefinitionSubstitutions: definitionSubstitutions(s.Function.FunctionArn(), s.Staging.BucketName()),
 
 		Logs: &awsstepfunctions.LogOptions{
 			Destination:          smLogs,
@@ -268,14 +268,24 @@ func NewBackfillStack(scope constructs.Construct, props BackfillStackProps) (*Ba
 		Actions:   jsii.Strings("states:DescribeExecution", "states:StopExecution"),
 		Resources: &[]*string{arn("execution", smName+":*"), arn("execution", smName+"/*")},
 	}))
-	var redrive []*string
+	var redrive, mapRuns []*string
 	for _, l := range labels {
 		redrive = append(redrive, arn("execution", smName+"/"+l+":*"))
+		mapRuns = append(mapRuns, arn("mapRun", smName+"/"+l+":*"))
 	}
 	sm.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("DistributedMapRedrive"),
 		Actions:   jsii.Strings("states:RedriveExecution"),
 		Resources: &redrive,
+	}))
+	// The "Count partition outcomes" state (aws-sdk:sfn:describeMapRun)
+	// reads its own Map Run's counts: Map Runs are the resource type mapRun,
+	// arn:...:mapRun:<state machine>/<label>:<Map Run ID> (Service
+	// Authorization Reference, AWS Step Functions).
+	sm.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("DistributedMapCounts"),
+		Actions:   jsii.Strings("states:DescribeMapRun"),
+		Resources: &mapRuns,
 	}))
 	grantStaging(sm, s.Staging)
 	execFindings := []string{
@@ -283,7 +293,8 @@ func NewBackfillStack(scope constructs.Construct, props BackfillStackProps) (*Ba
 		"Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:" + smName + "/*",
 	}
 	for _, l := range labels {
-		execFindings = append(execFindings, "Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"+smName+"/"+l+":*")
+		execFindings = append(execFindings, "Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"+smName+"/"+l+":*",
+			"Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:mapRun:"+smName+"/"+l+":*")
 	}
 	nagSuppress(sm,
 		nag("AwsSolutions-SF1", "Level ERROR with execution data logs every failure with its input and cause. ALL would log each of the millions of state transitions of a large backfill (every window loop and retry) at CloudWatch Logs ingestion prices; Step Functions keeps each execution's full history for 90 days anyway."),
@@ -300,7 +311,7 @@ func NewBackfillStack(scope constructs.Construct, props BackfillStackProps) (*Ba
 
 	// Alarm on failed executions.
 	s.FailedAlarm = awscloudwatch.NewAlarm(stack, jsii.String("ExecutionsFailedAlarm"), &awscloudwatch.AlarmProps{
-		AlarmDescription: jsii.String("A trailfill backfill execution failed. Open the execution (stack output ConsoleUrl), read the cause of 'Backfill failed', fix it and start the same backfill again: archived windows are skipped."),
+		AlarmDescription: jsii.String("A trailfill backfill execution failed. Run trailfill watch <execution> to list each failed partition and its cause (read from the results in the staging bucket that the cause of 'Backfill failed' names), fix it and start the same backfill again: archived windows are skipped."),
 		Metric: sm.MetricFailed(&awscloudwatch.MetricOptions{
 			Period:    awscdk.Duration_Minutes(jsii.Number(5)),
 			Statistic: jsii.String("Sum"),
@@ -363,16 +374,20 @@ func NewBackfillStack(scope constructs.Construct, props BackfillStackProps) (*Ba
 
 // definitionSubstitutions fills the definition's placeholders
 // (statemachine.Substitutions, and the partition of partitionedDefinition)
-// with the function's ARN and the partition as tokens.
-func definitionSubstitutions(functionArn *string) *map[string]*string {
-	const marker = "\x00function\x00"
+// with the function's ARN, the staging bucket's name and the partition as
+// tokens.
+func definitionSubstitutions(functionArn, stagingBucket *string) *map[string]*string {
+	const fnMarker, bucketMarker = "\x00function\x00", "\x00staging\x00"
 	subs := map[string]*string{PartitionPlaceholder: awscdk.Aws_PARTITION()}
-	for k, v := range statemachine.Substitutions(marker) {
-		if v == marker {
+	for k, v := range statemachine.Substitutions(fnMarker, bucketMarker) {
+		switch v {
+		case fnMarker:
 			subs[k] = functionArn
-			continue
+		case bucketMarker:
+			subs[k] = stagingBucket
+		default:
+			subs[k] = jsii.String(v)
 		}
-		subs[k] = jsii.String(v)
 	}
 	return &subs
 }

@@ -27,7 +27,10 @@ func skipShort(t *testing.T) {
 	}
 }
 
-const sampleFunctionArn = "arn:aws:lambda:us-east-1:111122223333:function:trailfill-BackfillFunction"
+const (
+	sampleFunctionArn   = "arn:aws:lambda:us-east-1:111122223333:function:trailfill-BackfillFunction"
+	sampleStagingBucket = "trailfill-staging-1a2b3c"
+)
 const sampleRoleArn = "arn:aws:iam::111122223333:role/trailfill-backfill-us-east-1"
 
 type tmpl = map[string]any
@@ -331,11 +334,13 @@ func TestBackfillStackNewBucket(t *testing.T) {
 	if sm["StateMachineType"] != "STANDARD" || sm["StateMachineName"] != "trailfill-backfill" {
 		t.Errorf("state machine: type %v name %v", sm["StateMachineType"], sm["StateMachineName"])
 	}
+	stagingID := logicalID(t, tp, "AWS::S3::Bucket", "Staging")
 	wantSubs := map[string]any{PartitionPlaceholder: map[string]any{"Ref": "AWS::Partition"}}
-	for k, v := range statemachine.Substitutions(sampleFunctionArn) {
+	for k, v := range statemachine.Substitutions(sampleFunctionArn, sampleStagingBucket) {
 		wantSubs[k] = v
 	}
 	wantSubs[contract.FunctionPlaceholder] = map[string]any{"Fn::GetAtt": []any{fnID, "Arn"}}
+	wantSubs[contract.StagingBucketPlaceholder] = map[string]any{"Ref": stagingID}
 	if asJSON(sm["DefinitionSubstitutions"]) != asJSON(wantSubs) {
 		t.Errorf("substitutions: %s", asJSON(sm["DefinitionSubstitutions"]))
 	}
@@ -347,13 +352,13 @@ func TestBackfillStackNewBucket(t *testing.T) {
 		t.Errorf("the deployed definition names the aws partition")
 	}
 	// In the aws partition it is the embedded definition exactly.
-	subs := statemachine.Substitutions(sampleFunctionArn)
+	subs := statemachine.Substitutions(sampleFunctionArn, sampleStagingBucket)
 	subs[PartitionPlaceholder] = "aws"
 	var deployed, wantDef map[string]any
 	if err := json.Unmarshal([]byte(statemachine.Substitute(defString, subs)), &deployed); err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal([]byte(statemachine.Render(sampleFunctionArn)), &wantDef); err != nil {
+	if err := json.Unmarshal([]byte(statemachine.Render(sampleFunctionArn, sampleStagingBucket)), &wantDef); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(deployed, wantDef) {
@@ -365,6 +370,11 @@ func TestBackfillStackNewBucket(t *testing.T) {
 	if !strings.Contains(asJSON(deployed), `"FunctionName":"`+sampleFunctionArn+`"`) {
 		t.Errorf("the Task does not invoke the substituted function")
 	}
+	// The ItemReader and the ResultWriter name the staging bucket, which the
+	// role's staging grants cover; nothing else in the definition names a bucket.
+	if n := strings.Count(asJSON(deployed), `"Bucket":"`+sampleStagingBucket+`"`); n != 2 || strings.Count(asJSON(deployed), `"Bucket":`) != 2 {
+		t.Errorf("the definition names the staging bucket %d times, want 2 (ItemReader, ResultWriter)", n)
+	}
 	if lc := sm["LoggingConfiguration"].(map[string]any); lc["Level"] != "ERROR" || lc["IncludeExecutionData"] != true {
 		t.Errorf("state machine logging: %s", asJSON(lc))
 	}
@@ -375,13 +385,13 @@ func TestBackfillStackNewBucket(t *testing.T) {
 	own := func(kind, name string) string {
 		return `{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":states:",{"Ref":"AWS::Region"},":",{"Ref":"AWS::AccountId"},":` + kind + `:` + name + `"]]}`
 	}
-	stagingID := logicalID(t, tp, "AWS::S3::Bucket", "Staging")
 	stagingArn := asJSON(map[string]any{"Fn::GetAtt": []any{stagingID, "Arn"}})
 	wantStatements := map[string]string{
 		"lambda:InvokeFunction":    `[` + fnArn + `,{"Fn::Join":["",[` + fnArn + `,":*"]]}]`,
 		"states:StartExecution":    own("stateMachine", "trailfill-backfill"),
 		"states:DescribeExecution": `[` + own("execution", "trailfill-backfill:*") + `,` + own("execution", "trailfill-backfill/*") + `]`,
 		"states:RedriveExecution":  own("execution", "trailfill-backfill/Partition:*"),
+		"states:DescribeMapRun":    own("mapRun", "trailfill-backfill/Partition:*"),
 		"StagingReadItems":         `{"Action":"s3:GetObject","Effect":"Allow","Resource":{"Fn::Join":["",[` + stagingArn + `,"/inputs/*"]]},"Sid":"StagingReadItems"}`,
 		"StagingWriteResults":      `{"Action":["s3:PutObject","s3:GetObject","s3:ListMultipartUploadParts","s3:AbortMultipartUpload"],"Effect":"Allow","Resource":{"Fn::Join":["",[` + stagingArn + `,"/results/*"]]},"Sid":"StagingWriteResults"}`,
 	}

@@ -19,22 +19,31 @@ import (
 var Definition string
 
 // Substitutions are the placeholders of Definition and their values: the
-// backfill function's ARN (a CloudFormation token when deployed) and the
-// defaults and error names of the contract, which the definition must not
-// repeat as literals.
-func Substitutions(functionArn string) map[string]string {
+// backfill function's ARN and the staging bucket's name (CloudFormation
+// tokens when deployed), and the defaults, folder and error names of the
+// contract, which the definition must not repeat as literals.
+//
+// The staging bucket is named by the definition, not by the execution
+// input, so that the state machine's role needs its permissions on that one
+// bucket only (ItemReader and ResultWriter run with the role's credentials:
+// "IAM policies for using Distributed Map states", Step Functions Developer
+// Guide).
+func Substitutions(functionArn, stagingBucket string) map[string]string {
 	return map[string]string{
-		contract.FunctionPlaceholder: functionArn,
-		"DefaultWindowMinutes":       strconv.Itoa(contract.DefaultWindowMinutes),
-		"DefaultMaxConcurrency":      strconv.Itoa(contract.DefaultMaxConcurrency),
-		"ErrorPartitionsFailed":      contract.ErrorPartitionsFailed,
+		contract.FunctionPlaceholder:      functionArn,
+		contract.StagingBucketPlaceholder: stagingBucket,
+		"StagingResultsFolder":            contract.StagingResultsFolder,
+		"DefaultWindowMinutes":            strconv.Itoa(contract.DefaultWindowMinutes),
+		"DefaultMaxConcurrency":           strconv.Itoa(contract.DefaultMaxConcurrency),
+		"ErrorPartitionFailed":            contract.ErrorPartitionFailed,
+		"ErrorPartitionsFailed":           contract.ErrorPartitionsFailed,
 	}
 }
 
-// Render is Definition with every placeholder filled, the function bound to
-// functionArn.
-func Render(functionArn string) string {
-	return Substitute(Definition, Substitutions(functionArn))
+// Render is Definition with every placeholder filled: the function bound to
+// functionArn, the staging bucket stagingBucket.
+func Render(functionArn, stagingBucket string) string {
+	return Substitute(Definition, Substitutions(functionArn, stagingBucket))
 }
 
 // Substitute replaces ${Key} placeholders, as CloudFormation's

@@ -110,6 +110,20 @@ func (d *deps) Store(ctx context.Context, dest archive.Destination, o archive.S3
 	return s, nil
 }
 
+// Staging is the state machine's staging bucket, read and written through
+// an S3 client of its region (the stack's, which may differ from the
+// configured one).
+func (d *deps) Staging(ctx context.Context, bucket, region string) (*archive.S3Store, error) {
+	cfg, err := d.AWS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if region != "" {
+		cfg.Region = region
+	}
+	return &archive.S3Store{Client: awsconf.NewS3(cfg), Bucket: bucket}, nil
+}
+
 // CloudFormation is the CloudFormation client of region ("": the
 // configured), and that region.
 func (d *deps) CloudFormation(ctx context.Context, region string) (StackAPI, string, error) {

@@ -150,10 +150,10 @@ func (f *rangeFlags) spec(now time.Time, needOut bool) (rangeSpec, error) {
 	return s, nil
 }
 
-// input is the execution input of the spec over parts.
-func (s rangeSpec) input(parts []contract.Partition, destination string, maxConcurrency int) contract.ExecutionInput {
+// input is the execution input of the spec; the partitions are staged
+// apart (contract.ExecutionInput.PartitionsKey).
+func (s rangeSpec) input(destination string, maxConcurrency int) contract.ExecutionInput {
 	return contract.ExecutionInput{
-		Partitions:     parts,
 		Start:          s.Start.Format(time.RFC3339),
 		End:            s.End.Format(time.RFC3339),
 		WindowMinutes:  int(s.Window / time.Minute),

@@ -149,10 +149,30 @@ func TestRunFailingPartitionFailsTheJobAfterTheOthers(t *testing.T) {
 	if code != ExitFailed {
 		t.Fatalf("exit %d, want 1: %s", code, stderr)
 	}
-	for _, want := range []string{"333333333333/eu-west-1: PartitionError", "333333333333/us-east-1: PartitionError", "re-run the same command to resume"} {
+	staging := filepath.Join(dir, "trailfill", "staging")
+	for _, want := range []string{
+		"  staging: " + staging + " (the partitions and child results of each run, kept beside the archive)\n",
+		"  failed 333333333333/eu-west-1: PartitionError: partition 333333333333/eu-west-1: assume ",
+		"  failed 333333333333/us-east-1: PartitionError: partition 333333333333/us-east-1: assume ",
+		"over 2 partition(s); 2 partition(s) failed\n",
+		"re-run the same command to resume",
+	} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr does not say %q:\n%s", want, stderr)
 		}
+	}
+	// The run's partitions and results stay beside the archive: the
+	// ResultWriter's manifest and a FAILED file naming both failures.
+	failed, err := filepath.Glob(filepath.Join(staging, "results", "tf-2acct-20251122T1000Z-20251122T1300Z-20251123T201500Z-*", "*", "FAILED_0.json"))
+	if err != nil || len(failed) != 1 {
+		t.Fatalf("FAILED files %v (%v)", failed, err)
+	}
+	body, err := os.ReadFile(failed[0])
+	if err != nil || strings.Count(string(body), `"Error":"trailfill.PartitionFailed"`) != 2 || strings.Count(string(body), `\"error\":\"PartitionError\"`) != 2 {
+		t.Errorf("FAILED file %s: %s (%v)", failed[0], body, err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(staging, "inputs", "*", "partitions.json")); len(m) != 1 {
+		t.Errorf("partitions objects %v", m)
 	}
 	store, _ := archive.NewLocalStore(dir)
 	testkit.CheckArchive(t, store, testkit.Expect{Events: d.expected("111111111111/eu-west-1", "111111111111/us-east-1"), Start: tfStart, End: tfEnd})
@@ -213,28 +233,23 @@ func TestStateMachineRetriesAndDeadlines(t *testing.T) {
 	// deadline is read again by the next invocation).
 	h := &backfill.Handler{Store: store, Clients: awsconf.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, 20), Margin: 1500 * time.Millisecond}
 	inv := &flakyInvoker{inner: deadlineInvoker{inner: backfill.LocalInvoker(h), budget: 3 * time.Second}, seen: map[string]bool{}}
-	m, err := backfill.LocalMachine()
-	if err != nil {
-		t.Fatal(err)
-	}
 	spec := rangeSpec{Start: tfStart, End: tfEnd, Window: engine.DefaultWindow, RoleName: contract.DefaultRoleName}
 	parts := []contract.Partition{{Account: acctCentral, Region: "us-east-1"}, {Account: acctMember, Region: "sa-east-1"}}
-	input, _ := json.Marshal(spec.input(parts, store.String(), 2))
 	clock := local.NewFakeClock(tfNow)
-	res, err := m.Execute(context.Background(), input, local.Options{Invoker: inv, Clock: clock})
+	res, err := backfill.LocalExecution{
+		Name: "retries", Input: spec.input(store.String(), 2), Partitions: parts, Staging: &local.MemS3{}, AllResults: true,
+		Options: local.Options{Invoker: inv, Clock: clock},
+	}.Execute(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Status != "SUCCEEDED" {
 		t.Fatalf("execution %s: %s: %s", res.Status, res.Error, res.Cause)
 	}
-	var out struct {
-		Partitions []contract.PartitionSummary `json:"partitions"`
+	if len(res.Results.Succeeded) != 2 {
+		t.Fatalf("%d partition summaries, want 2", len(res.Results.Succeeded))
 	}
-	if err := json.Unmarshal(res.Output, &out); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range out.Partitions {
+	for _, p := range res.Results.Succeeded {
 		if p.Account == acctMember && p.Invocations < 3 {
 			t.Errorf("the busy partition finished in %d invocations: no deadline was hit", p.Invocations)
 		}

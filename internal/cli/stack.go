@@ -32,6 +32,9 @@ type deployment struct {
 	StateMachine awsconf.StateMachineARN
 	Archive      archive.Destination // zero when the stack names no archive
 	ReadRoleName string              // empty when the stack has no such output
+	// Staging is the state machine's staging bucket (output StagingBucket):
+	// start writes the partitions there, watch reads the results.
+	Staging string
 }
 
 // stackDefault returns the --stack default: TRAILFILL_STACK or "trailfill".
@@ -74,7 +77,7 @@ func readDeployment(ctx context.Context, api StackAPI, name, region string) (*de
 	for _, o := range out.Stacks[0].Outputs {
 		outputs[aws.ToString(o.OutputKey)] = aws.ToString(o.OutputValue)
 	}
-	d := &deployment{Stack: name, Region: region, ReadRoleName: outputs[contract.OutputReadRoleName]}
+	d := &deployment{Stack: name, Region: region, ReadRoleName: outputs[contract.OutputReadRoleName], Staging: outputs[contract.OutputStagingBucket]}
 	if d.StateMachine, err = awsconf.ParseStateMachineARN(outputs[contract.OutputStateMachineArn]); err != nil {
 		return nil, usagef("stack %s has no %s output: it is not a trailfill backfill stack; pass --stack with the name of the stack `make deploy` created", name, contract.OutputStateMachineArn)
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -37,12 +38,13 @@ type startFlags struct {
 // account's enabled regions through account:ListRegions, assuming the read role
 // in other accounts, so the caller must be trusted by it: the CDK context key
 // localPrincipalArn; or pass --regions), checks the Distributed Map's
-// concurrency against the account's Lambda concurrency, and calls
-// states:StartExecution with the same input `run` executes locally, minus the
-// destination (the stack's function writes to the stack's archive). The read
-// role defaults to the stack's. It prints the execution ARN alone on stdout,
-// for scripts, and the rest on stderr. --out, --org-id and --rate are refused:
-// the stack decides them.
+// concurrency against the account's Lambda concurrency, writes the partitions
+// to the stack's staging bucket (inputs/<execution name>/partitions.json, a
+// create-only write) and calls states:StartExecution with the small input
+// `run` executes locally, minus the destination (the stack's function writes
+// to the stack's archive). The read role defaults to the stack's. It prints
+// the execution ARN alone on stdout, for scripts, and the rest on stderr.
+// --out, --org-id and --rate are refused: the stack decides them.
 func (t *tree) start() *ffcli.Command {
 	var f rangeFlags
 	var s startFlags
@@ -52,16 +54,24 @@ func (t *tree) start() *ffcli.Command {
 		shortUsage: "start [--trail NAME|ARN] --start T --end T [--accounts A,B] [--regions R1,R2|all] [--stack NAME] [--dry-run] [--watch] [flags]",
 		shortHelp:  "Start the backfill on the deployed state machine (found from the stack's outputs).",
 		longHelp: `start reads the stack's outputs (cloudformation:DescribeStacks), resolves the
-partitions, and calls states:StartExecution with the input run would execute. It
-prints the execution ARN on stdout.
+partitions, writes them to the stack's staging bucket (s3:PutObject on
+inputs/<execution name>/partitions.json) and calls states:StartExecution with a small
+input that names that object: any number of partitions fits one execution. It
+prints the execution ARN on stdout. --dry-run prints the input and the object's
+location and size, and writes and starts nothing.
 
-Lambda concurrency: each running partition holds one backfill invocation, so
---max-concurrency partitions need as many concurrent Lambda executions. start reads
-the account's unreserved concurrency in the stack's region (lambda:GetAccountSettings)
-and keeps a tenth of it (rounded up) for the account's other functions: a
---max-concurrency above the rest is refused (exit 2); the default (40) is lowered to
-it, with a message. With a reserved concurrency on the function (-c
-reservedConcurrency), keep --max-concurrency at or below it.
+--max-concurrency: partitions are independent (each account and region has its own
+LookupEvents quota of 2 requests/s), so running more at once shortens a backfill in
+proportion: parallelism is bounded by Lambda, not by the quota. Each running
+partition holds one backfill invocation, drawn from the account's Lambda
+concurrency in the stack's region (1,000 by default, shared with every function
+without reserved concurrency). start reads the unreserved concurrency
+(lambda:GetAccountSettings) and keeps a tenth of it (rounded up) for the account's
+other functions: a --max-concurrency above the rest is refused (exit 2); the default
+(40, safe in a busy account) is lowered to it, with a message. In an account of its
+own, give up to 900 for an organization-wide backfill (trailfill plan
+--max-concurrency shows the duration). With a reserved concurrency on the function
+(-c reservedConcurrency), keep --max-concurrency at or below it.
 
 Examples:
   trailfill start --start 2025-04-17T00:00:00Z --end 2025-04-20T00:00:00Z --accounts 222233334444 --dry-run
@@ -70,10 +80,10 @@ Examples:
 			fs = set
 			f.register(fs, "")
 			fs.StringVar(&s.stack, "stack", stackDefault(t.env), "the deployed trailfill stack ($"+contract.EnvStack+" sets the default)")
-			fs.BoolVar(&s.dryRun, "dry-run", false, "print the execution input (JSON, on stdout) and start nothing")
+			fs.BoolVar(&s.dryRun, "dry-run", false, "print the execution input (JSON, on stdout) and the partitions object's location and size; write and start nothing")
 			fs.BoolVar(&s.watch, "watch", false, "after starting, watch the execution until it ends (exit code = its outcome)")
 			fs.StringVar(&s.name, "name", "", "execution name, [A-Za-z0-9_-], at most 80 characters (default: tf-<account>-<start>-<end>-<now>)")
-			fs.IntVar(&s.maxConc, "max-concurrency", contract.DefaultMaxConcurrency, "partitions processed at once by the Distributed Map (1-10000; checked against the account's Lambda concurrency)")
+			fs.IntVar(&s.maxConc, "max-concurrency", contract.DefaultMaxConcurrency, "partitions processed at once by the Distributed Map, 1-10000: each holds one Lambda invocation, so the account's Lambda concurrency bounds it (checked), not the LookupEvents quota")
 			fs.DurationVar(&s.interval, "interval", 5*time.Second, "with --watch: how often to poll the execution")
 			fs.DurationVar(&s.scanInterval, "scan-interval", defaultScanInterval, "with --watch: how often to read the archive's manifests for progress")
 			fs.Lookup("out").Usage = "not used by start: the stack's function writes to the stack's archive"
@@ -161,18 +171,27 @@ func (t *tree) startExec(ctx context.Context, fs *flag.FlagSet, f rangeFlags, s 
 		}
 		return err
 	}
-	input := spec.input(parts, "", maxConc)
-	body, err := json.Marshal(input)
-	if err != nil {
-		return fmt.Errorf("encode the execution input: %w", err)
-	}
-	if len(body) > local.MaxPayloadBytes {
-		return usagef("the execution input has %d bytes, more than the %d Step Functions accepts: start the accounts in several executions", len(body), local.MaxPayloadBytes)
+	if dep.Staging == "" {
+		return fmt.Errorf("stack %s has no %s output: redeploy it with this trailfill (make deploy); the state machine reads its partitions from that bucket", dep.Stack, contract.OutputStagingBucket)
 	}
 	execName := s.name
 	if execName == "" {
 		execName = executionName(parts, spec.Start, spec.End, env.Now())
 	}
+	partitions, err := json.Marshal(parts)
+	if err != nil {
+		return fmt.Errorf("encode the partitions: %w", err)
+	}
+	input := spec.input("", maxConc)
+	input.PartitionsKey, input.Partitions = contract.PartitionsObjectKey(execName), len(parts)
+	body, err := json.Marshal(input)
+	if err != nil {
+		return fmt.Errorf("encode the execution input: %w", err)
+	}
+	if len(body) > local.MaxPayloadBytes {
+		return usagef("the execution input has %d bytes, more than the %d Step Functions accepts: shorten --role-name or --name", len(body), local.MaxPayloadBytes)
+	}
+	object := "s3://" + dep.Staging + "/" + input.PartitionsKey
 	windows := archive.CountWindows(spec.Start, spec.End, spec.Window)
 	machine := dep.StateMachine.String()
 	if s.dryRun {
@@ -181,11 +200,18 @@ func (t *tree) startExec(ctx context.Context, fs *flag.FlagSet, f rangeFlags, s 
 			return fmt.Errorf("encode the execution input: %w", err)
 		}
 		fmt.Fprintf(env.Stdout, "%s\n", pretty)
-		fmt.Fprintf(env.Stderr, "trailfill: dry run: would start execution %s of %s: %d partition(s) x %d window(s); nothing started\n",
-			execName, machine, len(parts), windows)
+		fmt.Fprintf(env.Stderr, "trailfill: dry run: would write the partitions to %s (%d bytes) and start execution %s of %s with this input (%d bytes): %d partition(s) x %d window(s); nothing written or started\n",
+			object, len(partitions), execName, machine, len(body), len(parts), windows)
 		return nil
 	}
 
+	staging, err := t.deps.Staging(ctx, dep.Staging, dep.StateMachine.Region)
+	if err != nil {
+		return err
+	}
+	if err := stagePartitions(ctx, staging, input.PartitionsKey, partitions, execName); err != nil {
+		return err
+	}
 	client, err := t.deps.StepFunctions(ctx, dep.StateMachine.Region)
 	if err != nil {
 		return err
@@ -213,6 +239,7 @@ func (t *tree) startExec(ctx context.Context, fs *flag.FlagSet, f rangeFlags, s 
 	fmt.Fprintln(env.Stdout, arn)
 	fmt.Fprintf(env.Stderr, "trailfill: started %s: %s .. %s, %d partition(s) x %d window(s), into %s\n",
 		execName, spec.Start.Format(time.RFC3339), spec.End.Format(time.RFC3339), len(parts), windows, dep.archiveName())
+	fmt.Fprintf(env.Stderr, "  partitions: %s (%d bytes)\n", object, len(partitions))
 	if ex, err := awsconf.ParseExecutionARN(arn); err == nil {
 		fmt.Fprintf(env.Stderr, "  console: %s\n", ex.ConsoleURL())
 	}
@@ -225,6 +252,31 @@ func (t *tree) startExec(ctx context.Context, fs *flag.FlagSet, f rangeFlags, s 
 		return err
 	}
 	return w.watch(ctx, arn)
+}
+
+// stagePartitions writes an execution's partitions object with a
+// create-only write (If-None-Match: *), so that a name already used never
+// replaces the partitions of another execution: an object with the same
+// bytes is this start tried again (StartExecution then decides), any other
+// is refused. It needs s3:PutObject and s3:GetObject on the staging
+// bucket's inputs/ (docs/deploy.md section 8).
+func stagePartitions(ctx context.Context, staging *archive.S3Store, key string, body []byte, execName string) error {
+	where := "s3://" + staging.Bucket + "/" + key
+	created, err := staging.PutIfAbsent(ctx, key, body, nil)
+	if err != nil {
+		return fmt.Errorf("write the partitions to %s with s3:PutObject (grant it on the staging bucket's %s*: docs/deploy.md section 8): %w", where, contract.StagingInputsFolder, err)
+	}
+	if created {
+		return nil
+	}
+	old, err := staging.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("%s exists; reading it back with s3:GetObject failed (grant it on the staging bucket's %s*): %w", where, contract.StagingInputsFolder, err)
+	}
+	if !bytes.Equal(old, body) {
+		return usagef("execution name %s was used before with other partitions (%s): choose another --name, or omit --name for a fresh one", execName, where)
+	}
+	return nil
 }
 
 // mapConcurrency checks the Distributed Map's concurrency against the

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -32,6 +33,7 @@ const (
 	acctNoRole  = "333333333333"
 	tfRegion    = "us-east-1"
 	tfBucket    = "trailfill-archive"
+	tfStaging   = "trailfill-staging-emu"
 	tfPrefix    = "org"
 	tfMachine   = "arn:aws:states:us-east-1:111111111111:stateMachine:trailfill-backfill"
 )
@@ -81,15 +83,32 @@ func newDeployed(t *testing.T) *deployed {
 			d.events[a+"/"+r] = evs[:n]
 		}
 	}
-	if err := emu.CreateBucket(tfBucket); err != nil {
-		t.Fatal(err)
+	d.deploy(t)
+	return d
+}
+
+// deploy creates the archive and staging buckets, the state machine bound
+// to the backfill handler with the stack's archive, the stack's outputs, and
+// the CLI's SDK environment.
+func (d *deployed) deploy(t *testing.T) {
+	t.Helper()
+	emu := d.emu
+	for _, b := range []string{tfBucket, tfStaging} {
+		if err := emu.CreateBucket(b); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// The backfill Lambda: the central account's role, the stack's archive.
 	lcfg := testkit.AWSConfig(t, emu, acctCentral)
-	d.store = &archive.S3Store{Client: s3.NewFromConfig(lcfg, func(o *s3.Options) { o.UsePathStyle = true }), Bucket: tfBucket, Prefix: tfPrefix}
+	d.store = &archive.S3Store{Client: s3.NewFromConfig(lcfg, func(o *s3.Options) {
+		o.UsePathStyle = true
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired // the emulator sends no checksums
+	}), Bucket: tfBucket, Prefix: tfPrefix}
 	h := &backfill.Handler{Store: d.store, Clients: awsconf.NewClients(lcfg, sts.NewFromConfig(lcfg), contract.DefaultRoleName, 1000)}
-	def := statemachine.Render(contract.LocalFunctionName)
+	// The state machine's ItemReader and ResultWriter use the emulator's
+	// own S3, where the staging bucket is.
+	def := statemachine.Render(contract.LocalFunctionName, tfStaging)
 
 	d.sfn = emulator.NewStepFunctions(emu)
 	t.Cleanup(d.sfn.Close)
@@ -105,6 +124,7 @@ func newDeployed(t *testing.T) *deployed {
 		"ReadRoleName":            contract.DefaultRoleName,
 		"BackfillFunctionRoleArn": "arn:aws:iam::111111111111:role/trailfill-backfill-us-east-1",
 		"ConsoleUrl":              "https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1#/statemachines/view/" + tfMachine,
+		"StagingBucket":           tfStaging,
 	})
 
 	// The CLI: the standard SDK configuration only.
@@ -122,7 +142,6 @@ func newDeployed(t *testing.T) *deployed {
 	} {
 		t.Setenv(k, v)
 	}
-	return d
 }
 
 // run runs the trailfill command line and returns its exit code, stdout and
@@ -185,29 +204,10 @@ func TestStartDryRunPrintsExactInput(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
+	name := "tf-2acct-20251122T1000Z-20251122T1300Z-20251123T201500Z"
 	want := `{
-  "partitions": [
-    {
-      "account": "111111111111",
-      "region": "eu-west-1"
-    },
-    {
-      "account": "111111111111",
-      "region": "us-east-1"
-    },
-    {
-      "account": "222222222222",
-      "region": "ap-southeast-2"
-    },
-    {
-      "account": "222222222222",
-      "region": "eu-west-1"
-    },
-    {
-      "account": "222222222222",
-      "region": "us-east-1"
-    }
-  ],
+  "partitions_key": "inputs/` + name + `/partitions.json",
+  "partitions": 5,
   "start": "2025-11-22T10:00:00Z",
   "end": "2025-11-22T13:00:00Z",
   "window_minutes": 30,
@@ -220,29 +220,41 @@ func TestStartDryRunPrintsExactInput(t *testing.T) {
 	if stdout != want {
 		t.Errorf("dry-run input:\n%s\nwant:\n%s", stdout, want)
 	}
-	wantErr := "trailfill: dry run: would start execution tf-2acct-20251122T1000Z-20251122T1300Z-20251123T201500Z of " + tfMachine + ": 5 partition(s) x 6 window(s); nothing started\n"
+	// The partitions object it would write.
+	objectSize := len(`[{"account":"111111111111","region":"eu-west-1"},{"account":"111111111111","region":"us-east-1"},` +
+		`{"account":"222222222222","region":"ap-southeast-2"},{"account":"222222222222","region":"eu-west-1"},{"account":"222222222222","region":"us-east-1"}]`)
+	wantErr := fmt.Sprintf("trailfill: dry run: would write the partitions to s3://%s/inputs/%s/partitions.json (%d bytes) and start execution %s of %s with this input (%d bytes): 5 partition(s) x 6 window(s); nothing written or started\n",
+		tfStaging, name, objectSize, name, tfMachine, len(compactJSON(t, stdout)))
 	if stderr != wantErr {
 		t.Errorf("stderr %q, want %q", stderr, wantErr)
 	}
 	if n := d.sfn.Calls("StartExecution"); n != 0 {
 		t.Errorf("dry run sent %d StartExecution requests", n)
 	}
+	if keys := d.emu.S3Keys(tfStaging, ""); len(keys) != 0 {
+		t.Errorf("dry run wrote %v to the staging bucket", keys)
+	}
 	// Without --accounts: the caller's account, named in the execution name.
 	code, stdout, stderr = d.run(t, append([]string{"start"}, rangeArgs("--regions", "us-east-1", "--dry-run", "--max-concurrency", "3", "--window-minutes", "60")...)...)
 	if code != ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(stdout, `"partitions": [
-    {
-      "account": "111111111111",
-      "region": "us-east-1"
-    }
-  ],`) || !strings.Contains(stdout, `"window_minutes": 60,`) || !strings.Contains(stdout, `"max_concurrency": 3`) {
+	if !strings.Contains(stdout, `"partitions": 1,`) || !strings.Contains(stdout, `"window_minutes": 60,`) || !strings.Contains(stdout, `"max_concurrency": 3`) {
 		t.Errorf("dry-run input for the caller's account:\n%s", stdout)
 	}
-	if !strings.Contains(stderr, "would start execution tf-111111111111-20251122T1000Z-20251122T1300Z-20251123T201500Z of") {
+	if !strings.Contains(stderr, "inputs/tf-111111111111-20251122T1000Z-20251122T1300Z-20251123T201500Z/partitions.json (49 bytes) and start execution tf-111111111111-20251122T1000Z-20251122T1300Z-20251123T201500Z of") {
 		t.Errorf("stderr %q", stderr)
 	}
+}
+
+// compactJSON is s in compact form (what StartExecution is sent).
+func compactJSON(t *testing.T, s string) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := json.Compact(&b, []byte(s)); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
 
 func TestStartBadInput(t *testing.T) {
@@ -303,6 +315,47 @@ func TestStartBadInput(t *testing.T) {
 	}
 	if got := d.sfn.Executions(tfMachine); len(got) != 1 {
 		t.Errorf("executions %v, want one", got)
+	}
+}
+
+// TestStartStagesPartitionsOnce: the partitions object of an execution name
+// is written once; start tried again with the same name and partitions goes
+// on to StartExecution (which then decides), with other partitions it is
+// refused before anything starts. A stack without a staging bucket (an
+// older deployment) is refused too.
+func TestStartStagesPartitionsOnce(t *testing.T) {
+	d := newDeployed(t)
+	key := contract.PartitionsObjectKey("again")
+	args := func(regions string) []string {
+		return append([]string{"start"}, rangeArgs("--accounts", acctCentral, "--regions", regions, "--name", "again")...)
+	}
+	if code, _, stderr := d.run(t, args("eu-west-1")...); code != ExitOK {
+		t.Fatalf("first start: exit %d: %s", code, stderr)
+	}
+	first, _ := d.emu.S3Object(tfStaging, key)
+	arn := "arn:aws:states:us-east-1:111111111111:execution:trailfill-backfill:again"
+	if _, err := d.sfn.Wait(context.Background(), arn); err != nil {
+		t.Fatal(err)
+	}
+	// The same partitions: staged already, and the execution exists.
+	code, _, stderr := d.run(t, args("eu-west-1")...)
+	if code != ExitUsage || !strings.Contains(stderr, "execution again already exists") || d.sfn.Calls("StartExecution") != 2 {
+		t.Errorf("same partitions: exit %d, %d StartExecution: %s", code, d.sfn.Calls("StartExecution"), stderr)
+	}
+	// Other partitions under the same name: refused, the first object kept.
+	code, stdout, stderr := d.run(t, args("us-east-1")...)
+	want := "trailfill: execution name again was used before with other partitions (s3://" + tfStaging + "/" + key + "): choose another --name, or omit --name for a fresh one\n"
+	if code != ExitUsage || stdout != "" || stderr != want || d.sfn.Calls("StartExecution") != 2 {
+		t.Errorf("other partitions: exit %d, %d StartExecution, stdout %q, stderr %q", code, d.sfn.Calls("StartExecution"), stdout, stderr)
+	}
+	if now, _ := d.emu.S3Object(tfStaging, key); !bytes.Equal(now, first) || !bytes.Contains(first, []byte(`"eu-west-1"`)) {
+		t.Errorf("the partitions object changed: %s, was %s", now, first)
+	}
+
+	d.cfn.AddStack(acctCentral, tfRegion, "older", map[string]string{"StateMachineArn": tfMachine, "ArchiveDestination": "s3://" + tfBucket})
+	code, _, stderr = d.run(t, append([]string{"start", "--stack", "older"}, rangeArgs("--accounts", acctCentral, "--regions", "eu-west-1")...)...)
+	if code != ExitFailed || !strings.Contains(stderr, "stack older has no StagingBucket output: redeploy it with this trailfill") {
+		t.Errorf("stack without staging bucket: exit %d: %s", code, stderr)
 	}
 }
 

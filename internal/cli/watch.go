@@ -30,11 +30,16 @@ const defaultScanInterval = time.Minute
 // watch follows an execution of the deployed state machine until it ends.
 //
 // Each poll costs one DescribeExecution and one DescribeMapRun (ListMapRuns
-// until the Map Run exists). Progress in windows and events comes from the
-// archive's manifests, read far less often: on the first poll, then every
-// --scan-interval (a whole number of polls), and on the last
-// (backfill.ArchiveProgress: one LIST per 1,000 manifests of each partition
-// not complete yet, and one GET per manifest over the whole watch).
+// until the Map Run exists): the partition counts come from the Map Run.
+// For a backfill of at most maxScanPartitions partitions, progress in
+// windows and events also comes from the archive's manifests, read far less
+// often: on the first poll, then every --scan-interval (a whole number of
+// polls), and on the last (backfill.ArchiveProgress: one LIST per 1,000
+// manifests of each partition not complete yet, and one GET per manifest
+// over the whole watch); the partitions are read once from the staging
+// bucket. At the end the outcome is read from the child results in the
+// staging bucket (the results manifest, and the FAILED files or, after a
+// success, the SUCCEEDED files).
 func (t *tree) watch() *ffcli.Command {
 	var stack, profile string
 	var interval, scanInterval time.Duration
@@ -44,9 +49,12 @@ func (t *tree) watch() *ffcli.Command {
 		shortUsage: "watch EXECUTION [--stack NAME] [--interval 5s] [--scan-interval 1m]",
 		shortHelp:  "Follow an execution (Map Run counters, windows and events archived, ETA); the exit code is its outcome.",
 		longHelp: `EXECUTION is the execution ARN trailfill start printed, or its name (resolved against the
-state machine of --stack). The execution is polled every --interval; the archive's
-manifests are read every --scan-interval (and at the start and the end), which keeps
-the S3 requests of a long watch low (docs/deploy.md section 8).
+state machine of --stack). The execution and its Map Run are polled every --interval;
+for up to 200 partitions the archive's manifests are read every --scan-interval (and
+at the start and the end), which keeps the S3 requests of a long watch low. At the end
+watch reads the partitions' results from the stack's staging bucket and prints each
+failed partition with its account, region and cause (s3:GetObject on the staging
+bucket's inputs/* and results/*: docs/deploy.md section 8).
 Exit code: 0 when the execution succeeded, 1 otherwise.
 
 Examples:
@@ -135,10 +143,14 @@ func scanEvery(interval, scanInterval time.Duration) int {
 
 // watcher follows one execution.
 type watcher struct {
-	env       *Env
-	sfn       StepFunctionsAPI
-	store     archive.Store // nil: no archive progress
-	note      string        // why store is nil, if it matters
+	env   *Env
+	sfn   StepFunctionsAPI
+	store archive.Store // nil: no archive progress
+	note  string        // why store is nil, if it matters
+	// staging reads the staging bucket (partitions, child results); nil
+	// when the stack is unknown.
+	staging   backfill.ObjectGetter
+	bucket    string // the staging bucket
 	interval  time.Duration
 	scanEvery int         // polls between manifest scans (1: every poll)
 	clock     clock.Clock // nil: real time
@@ -146,6 +158,13 @@ type watcher struct {
 
 func (t *tree) newWatcher(ctx context.Context, client StepFunctionsAPI, dep *deployment, interval, scanInterval time.Duration) (*watcher, error) {
 	w := &watcher{env: t.env, sfn: client, interval: interval, scanEvery: scanEvery(interval, scanInterval)}
+	if dep.Staging != "" {
+		staging, err := t.deps.Staging(ctx, dep.Staging, dep.StateMachine.Region)
+		if err != nil {
+			return nil, err
+		}
+		w.staging, w.bucket = stagingReader{staging}, dep.Staging
+	}
 	if !dep.Archive.IsS3() {
 		w.note = fmt.Sprintf("archive progress not shown: stack %s names no archive", dep.Stack)
 		return w, nil
@@ -157,6 +176,23 @@ func (t *tree) newWatcher(ctx context.Context, client StepFunctionsAPI, dep *dep
 	w.store = store
 	return w, nil
 }
+
+// stagingReader reads the stack's staging bucket.
+type stagingReader struct{ store *archive.S3Store }
+
+func (r stagingReader) GetObject(ctx context.Context, bucket, key string) ([]byte, error) {
+	if bucket != r.store.Bucket {
+		return nil, fmt.Errorf("s3://%s/%s is not in the stack's staging bucket %s: watch the execution with the --stack that started it", bucket, key, r.store.Bucket)
+	}
+	return r.store.Get(ctx, key)
+}
+
+// maxScanPartitions is the largest backfill whose archive watch scans for
+// progress: a scan lists every unfinished partition's manifests (a LIST per
+// 1,000 of them, 5 for a partition's 90 days), so at 85,000 partitions one
+// scan would be some 425,000 requests. Above it the Map Run's counts show
+// the progress, and verify checks the archive once the execution ended.
+const maxScanPartitions = 200
 
 // snapshot is what one poll saw.
 type snapshot struct {
@@ -171,10 +207,9 @@ func (s snapshot) partitions() string {
 	if s.items == nil {
 		return "starting the partitions"
 	}
-	// A partition that fails in the backfill function is caught inside its
-	// child execution, which then succeeds: the Map Run counts it finished, and
-	// the outcome lists it. Failed children are those the state machine could
-	// not catch (an abort, a full history).
+	// A partition that fails for good fails its child execution: the Map
+	// Run counts it failed (it tolerates any number, and the execution
+	// fails at the end when any did).
 	i := s.items
 	text := fmt.Sprintf("partitions %d/%d finished, %d running", i.Succeeded+i.Failed+i.Aborted+i.TimedOut, i.Total, i.Running)
 	if bad := i.Failed + i.Aborted + i.TimedOut; bad > 0 {
@@ -211,7 +246,7 @@ func (w *watcher) watch(ctx context.Context, arn string) error {
 	var in contract.ExecutionInput
 	var scan *backfill.ArchiveProgress
 	var total int64
-	if json.Unmarshal([]byte(aws.ToString(desc.Input)), &in) == nil && len(in.Partitions) > 0 {
+	if json.Unmarshal([]byte(aws.ToString(desc.Input)), &in) == nil && in.Partitions > 0 {
 		start, serr := time.Parse(time.RFC3339, in.Start)
 		end, eerr := time.Parse(time.RFC3339, in.End)
 		window := time.Duration(in.WindowMinutes) * time.Minute
@@ -219,11 +254,9 @@ func (w *watcher) watch(ctx context.Context, arn string) error {
 			window = engine.DefaultWindow
 		}
 		if serr == nil && eerr == nil && engine.CheckWindow(window) == nil {
-			total = int64(archive.CountWindows(start, end, window) * len(in.Partitions))
-			fmt.Fprintf(env.Stderr, "trailfill: watching %s: %s .. %s, %d partition(s), %d window(s)\n", name, in.Start, in.End, len(in.Partitions), total)
-			if w.store != nil {
-				scan = backfill.NewArchiveProgress(w.store, in.Partitions, start, end, window)
-			}
+			total = int64(archive.CountWindows(start, end, window) * in.Partitions)
+			fmt.Fprintf(env.Stderr, "trailfill: watching %s: %s .. %s, %d partition(s), %d window(s)\n", name, in.Start, in.End, in.Partitions, total)
+			scan = w.archiveProgress(ctx, in, start, end, window)
 		}
 	}
 	if total == 0 {
@@ -277,7 +310,32 @@ func (w *watcher) watch(ctx context.Context, arn string) error {
 			return err
 		}
 	}
-	return w.outcome(desc)
+	return w.outcome(ctx, desc)
+}
+
+// archiveProgress follows the archive's manifests of the execution's
+// partitions (read from the staging bucket), or returns nil (and says why
+// when it matters).
+func (w *watcher) archiveProgress(ctx context.Context, in contract.ExecutionInput, start, end time.Time, window time.Duration) *backfill.ArchiveProgress {
+	switch {
+	case w.store == nil:
+		return nil
+	case in.Partitions > maxScanPartitions:
+		w.note = fmt.Sprintf("archive progress not shown for more than %d partitions (each scan would list every partition's manifests): progress in partitions; run trailfill verify once it ended", maxScanPartitions)
+		return nil
+	case w.staging == nil:
+		return nil
+	}
+	body, err := w.staging.GetObject(ctx, w.bucket, in.PartitionsKey)
+	var parts []contract.Partition
+	if err == nil {
+		err = json.Unmarshal(body, &parts)
+	}
+	if err != nil {
+		w.note = fmt.Sprintf("archive progress not shown: reading the partitions failed (grant s3:GetObject on the staging bucket's %s*): %s", contract.StagingInputsFolder, oneLine(err.Error()))
+		return nil
+	}
+	return backfill.NewArchiveProgress(w.store, parts, start, end, window)
 }
 
 func (w *watcher) describe(ctx context.Context, arn string) (*sfn.DescribeExecutionOutput, error) {
@@ -305,8 +363,11 @@ func (w *watcher) findMapRun(ctx context.Context, arn string) string {
 	return aws.ToString(out.MapRuns[len(out.MapRuns)-1].MapRunArn)
 }
 
-// outcome prints how the execution ended and returns its exit status.
-func (w *watcher) outcome(desc *sfn.DescribeExecutionOutput) error {
+// outcome prints how the execution ended and returns its exit status. The
+// outcome's details come from the child results in the staging bucket: the
+// totals of the SUCCEEDED files after a success, each failed partition of
+// the FAILED files after a failure.
+func (w *watcher) outcome(ctx context.Context, desc *sfn.DescribeExecutionOutput) error {
 	env := w.env
 	took := ""
 	if desc.StartDate != nil && desc.StopDate != nil {
@@ -315,51 +376,73 @@ func (w *watcher) outcome(desc *sfn.DescribeExecutionOutput) error {
 	name := aws.ToString(desc.Name)
 	if desc.Status == sfntypes.ExecutionStatusSucceeded {
 		var out contract.ExecutionOutput
-		if json.Unmarshal([]byte(aws.ToString(desc.Output)), &out) != nil || out.Partitions == nil {
+		if json.Unmarshal([]byte(aws.ToString(desc.Output)), &out) != nil || out.Results.Manifest == "" {
 			fmt.Fprintf(env.Stderr, "trailfill: execution %s succeeded%s\n", name, took)
 			return nil
 		}
-		windows, skipped := 0, 0
-		for _, p := range out.Partitions {
-			windows += p.Windows
-			skipped += p.WindowsSkipped
+		res, err := w.results(ctx, out.Results, true)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "trailfill: execution %s succeeded%s: %d partition(s)\n  %s\n", name, took, out.Partitions, oneLine(err.Error()))
+			return nil
 		}
+		events, windows, skipped := backfill.Totals(res.Succeeded)
 		fmt.Fprintf(env.Stderr, "trailfill: execution %s succeeded%s: %d partition(s), %d window(s) archived, %d already archived, %d events\n",
-			name, took, len(out.Partitions), windows, skipped, out.Events)
+			name, took, out.Partitions, windows, skipped, events)
 		return nil
 	}
 	status := strings.ToLower(strings.ReplaceAll(string(desc.Status), "_", " "))
-	fmt.Fprintf(env.Stderr, "trailfill: execution %s %s%s: %s\n", name, status, took, aws.ToString(desc.Error))
-	failed, err := printFailure(env.Stderr, aws.ToString(desc.Error), aws.ToString(desc.Cause))
-	if err != nil {
-		return fmt.Errorf("execution %s %s: %w", name, status, err)
-	}
-	if failed == 0 {
-		return failedError{fmt.Sprintf("execution %s %s: fix the cause above and start the same backfill again (archived windows are skipped)", name, status)}
-	}
-	return failedError{fmt.Sprintf("execution %s %s: %d partition(s) failed; fix the cause above and start the same backfill again (archived windows are skipped)", name, status, failed)}
-}
-
-// printFailure prints why an execution failed, one line per failed
-// partition when the state machine failed it for its partitions (the typed
-// cause of contract.ErrorPartitionsFailed), else the cause as it is. It
-// returns the number of failed partitions (0: not a partition failure).
-func printFailure(w io.Writer, errName, cause string) (int, error) {
+	errName, cause := aws.ToString(desc.Error), aws.ToString(desc.Cause)
+	fmt.Fprintf(env.Stderr, "trailfill: execution %s %s%s: %s\n", name, status, took, errName)
 	if errName != contract.ErrorPartitionsFailed {
 		// A timeout, an abort, a Map Run error: the cause says what happened.
 		if c := oneLine(cause); c != "" {
-			fmt.Fprintf(w, "  %s\n", c)
+			fmt.Fprintf(env.Stderr, "  %s\n", c)
 		}
-		return 0, nil
+		return failedError{fmt.Sprintf("execution %s %s: fix the cause above and start the same backfill again (archived windows are skipped)", name, status)}
 	}
 	fc, err := contract.DecodeFailureCause(cause)
 	if err != nil {
-		return 0, fmt.Errorf("its cause is not the state machine's (redeploy the stack with this trailfill): %w", err)
+		return fmt.Errorf("execution %s %s: its cause is not the state machine's (redeploy the stack with this trailfill): %w", name, status, err)
 	}
-	for _, p := range fc.Partitions {
-		fmt.Fprintf(w, "  failed %s/%s: %s: %s\n", p.Account, p.Region, p.Error, oneLine(contract.CauseMessage(p.Cause)))
+	res, err := w.results(ctx, fc.Results, false)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "  %s\n  %s\n", fc.Message, oneLine(err.Error()))
+	} else {
+		printFailures(env.Stderr, res.Failed, fc.Failed, fc.Results)
 	}
-	return fc.Failed, nil
+	return failedError{fmt.Sprintf("execution %s %s: %d partition(s) failed; fix the cause above and start the same backfill again (archived windows are skipped)", name, status, fc.Failed)}
+}
+
+// results reads the child results of the execution.
+func (w *watcher) results(ctx context.Context, loc contract.ResultsLocation, succeeded bool) (*backfill.Results, error) {
+	if w.staging == nil {
+		return nil, fmt.Errorf("the partitions' results are in %s (FAILED files): pass the --stack that started the execution to read them", loc.URL())
+	}
+	res, err := backfill.ReadResults(ctx, w.staging, loc, succeeded)
+	if err != nil {
+		return nil, fmt.Errorf("the partitions' results could not be read (grant s3:GetObject on the staging bucket's %s*): %w", contract.StagingResultsFolder, err)
+	}
+	return res, nil
+}
+
+// maxFailureLines is how many failed partitions are printed one per line;
+// the rest are counted, and all are in the FAILED files.
+const maxFailureLines = 100
+
+// printFailures prints each failed partition (at most maxFailureLines) with
+// its account, region, error and message, read from the FAILED files of
+// the child results at loc; failed is the Map Run's count.
+func printFailures(w io.Writer, failures []contract.PartitionFailure, failed int, loc contract.ResultsLocation) {
+	for i, f := range failures {
+		if i == maxFailureLines {
+			fmt.Fprintf(w, "  ... and %d more failed partition(s): every failure is in the FAILED files %s lists\n", len(failures)-i, loc.URL())
+			break
+		}
+		fmt.Fprintf(w, "  failed %s/%s: %s: %s\n", f.Account, f.Region, f.Error, oneLine(f.Message))
+	}
+	if len(failures) < failed {
+		fmt.Fprintf(w, "  %d failed partition(s) are missing from the results %s\n", failed-len(failures), loc.URL())
+	}
 }
 
 // eta estimates the time left from the progress made since the watch began.

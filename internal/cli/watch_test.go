@@ -31,7 +31,19 @@ func TestStartWatchVerifyEndToEnd(t *testing.T) {
 	if stdout != arn+"\n" {
 		t.Fatalf("start printed %q, want the execution ARN", stdout)
 	}
+	// The partitions are staged in the stack's staging bucket, the state
+	// machine's input names them.
+	key := "inputs/" + name + "/partitions.json"
+	staged, ok := d.emu.S3Object(tfStaging, key)
+	if !ok {
+		t.Fatalf("no partitions object at s3://%s/%s", tfStaging, key)
+	}
+	var stagedParts []contract.Partition
+	if err := json.Unmarshal(staged, &stagedParts); err != nil || len(stagedParts) != 5 || stagedParts[0] != (contract.Partition{Account: acctCentral, Region: "eu-west-1"}) {
+		t.Errorf("staged partitions %s (%v)", staged, err)
+	}
 	wantErr := "trailfill: started " + name + ": 2025-11-22T10:00:00Z .. 2025-11-22T13:00:00Z, 5 partition(s) x 6 window(s), into s3://trailfill-archive/org\n" +
+		fmt.Sprintf("  partitions: s3://%s/%s (%d bytes)\n", tfStaging, key, len(staged)) +
 		"  console: https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1#/v2/executions/details/" + arn + "\n" +
 		"  follow:  trailfill watch " + arn + "\n"
 	if stderr != wantErr {
@@ -137,7 +149,7 @@ func TestFailingPartitionShowsInWatchAndVerify(t *testing.T) {
 		return "  failed 333333333333/" + region + ": PartitionError: partition 333333333333/" + region +
 			": assume arn:aws:iam::333333333333:role/trailfill-read (deploy the read role StackSet to account 333333333333, or pass --role-name): "
 	}
-	if want := fmt.Sprintf("progress: failed, partitions 4/4 finished, 0 running; windows 12/24; %d events archived, ETA ", len(good)); !strings.HasPrefix(tail[0], want) {
+	if want := fmt.Sprintf("progress: failed, partitions 4/4 finished, 0 running, 2 failed; windows 12/24; %d events archived, ETA ", len(good)); !strings.HasPrefix(tail[0], want) {
 		t.Errorf("last progress line %q, want %q...", tail[0], want)
 	}
 	if want := "trailfill: execution " + name + " failed after "; !strings.HasPrefix(tail[1], want) || !strings.HasSuffix(tail[1], ": trailfill.PartitionsFailed") {
@@ -257,30 +269,40 @@ missing windows:
 	}
 }
 
-func TestPrintFailure(t *testing.T) {
-	cause, err := json.Marshal(contract.FailureCause{Message: "2 partition(s) failed", Failed: 2, Partitions: []contract.PartitionSummary{
-		{Account: acctNoRole, Region: "eu-west-1", Failed: true, Error: contract.ErrorPartition, Cause: `{"errorMessage":"partition 333333333333/eu-west-1: access denied","errorType":"PartitionError"}`},
-		{Account: acctNoRole, Region: "us-east-1", Failed: true, Error: "States.Timeout", Cause: "Task timed out"},
-	}})
-	if err != nil {
-		t.Fatal(err)
+func TestPrintFailures(t *testing.T) {
+	loc := contract.ResultsLocation{Bucket: "staging", Manifest: "results/x/1/manifest.json"}
+	fail := func(n int) []contract.PartitionFailure {
+		var out []contract.PartitionFailure
+		for i := range n {
+			out = append(out, contract.PartitionFailure{Account: fmt.Sprintf("%012d", i), Region: "eu-west-1", Error: contract.ErrorPartition, Message: "access\ndenied"})
+		}
+		return out
 	}
 	for _, tc := range []struct {
-		name, errName, cause string
-		failed               int
-		want                 string
-		wantErr              bool
+		name     string
+		failures []contract.PartitionFailure
+		failed   int
+		want     string
 	}{
-		{"partitions", contract.ErrorPartitionsFailed, string(cause), 2,
-			"  failed 333333333333/eu-west-1: PartitionError: partition 333333333333/eu-west-1: access denied\n  failed 333333333333/us-east-1: States.Timeout: Task timed out\n", false},
-		{"another error", "States.Runtime", "the history\nis full", 0, "  the history is full\n", false},
-		{"cause not typed", contract.ErrorPartitionsFailed, "2 partition(s) failed", 0, "", true},
+		{"each on its line", fail(2), 2,
+			"  failed 000000000000/eu-west-1: PartitionError: access denied\n  failed 000000000001/eu-west-1: PartitionError: access denied\n"},
+		{"missing from the results", fail(1), 3,
+			"  failed 000000000000/eu-west-1: PartitionError: access denied\n  2 failed partition(s) are missing from the results s3://staging/results/x/1/manifest.json\n"},
+		{"too many to list", fail(maxFailureLines + 5), maxFailureLines + 5,
+			"  ... and 5 more failed partition(s): every failure is in the FAILED files s3://staging/results/x/1/manifest.json lists\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b strings.Builder
-			failed, err := printFailure(&b, tc.errName, tc.cause)
-			if (err != nil) != tc.wantErr || failed != tc.failed || b.String() != tc.want {
-				t.Errorf("failed %d, err %v, printed %q; want %d, error %v, %q", failed, err, b.String(), tc.failed, tc.wantErr, tc.want)
+			printFailures(&b, tc.failures, tc.failed, loc)
+			got := b.String()
+			if tc.name == "too many to list" {
+				if n := strings.Count(got, "\n"); n != maxFailureLines+1 || !strings.HasSuffix(got, tc.want) {
+					t.Errorf("%d lines, ending %q", n, got[strings.LastIndex(got[:len(got)-1], "\n")+1:])
+				}
+				return
+			}
+			if got != tc.want {
+				t.Errorf("printed %q, want %q", got, tc.want)
 			}
 		})
 	}

@@ -89,28 +89,41 @@ const (
 	DefaultRoleName = "trailfill-read"
 	// DefaultWindowMinutes is the window length: the unit of manifests and resume.
 	DefaultWindowMinutes = 30
-	// DefaultMaxConcurrency is how many partitions the Distributed Map runs at once.
+	// DefaultMaxConcurrency is how many partitions the Distributed Map runs
+	// at once. Each running partition holds one backfill Lambda invocation,
+	// drawn from the account's concurrency in the stack's region (1,000 by
+	// default, shared with every function without reserved concurrency);
+	// each partition has its own LookupEvents quota (per account and
+	// region), so parallelism is bounded by Lambda, not by the quota, and a
+	// backfill's wall time falls in proportion to it. 40 leaves room for the
+	// account's other functions in any account; `trailfill start
+	// --max-concurrency` raises it (checked against lambda:GetAccountSettings).
 	DefaultMaxConcurrency = 40
 	// DefaultStopMarginSeconds is how long before its deadline an invocation
 	// stops reading to finish its writes and answer.
 	DefaultStopMarginSeconds = 90
 )
 
-// State machine names: the placeholder the CDK stack substitutes with the
-// backfill function's ARN, and the name `trailfill run` binds in-process.
+// State machine names: the placeholders the CDK stack substitutes with the
+// backfill function's ARN and the staging bucket's name, and the function
+// name `trailfill run` binds in-process.
 const (
-	FunctionPlaceholder = "BackfillFunctionArn"
-	LocalFunctionName   = "trailfill-backfill-local"
+	FunctionPlaceholder      = "BackfillFunctionArn"
+	StagingBucketPlaceholder = "StagingBucket"
+	LocalFunctionName        = "trailfill-backfill-local"
 )
 
 // Error names. ErrorPartition is the error type the backfill Lambda reports
 // for a failed partition (the Step Functions error name of its Task);
 // ErrorInvalidInvocation for a payload that is not an Invocation;
-// ErrorFunction for any other failure of the function. ErrorPartitionsFailed
-// is the Fail state's error when any partition failed.
+// ErrorFunction for any other failure of the function. ErrorPartitionFailed
+// is the error of a partition's child execution that failed for good (its
+// cause a PartitionFailure); ErrorPartitionsFailed the execution's when any
+// partition failed (its cause a FailureCause).
 const (
 	ErrorPartition         = "PartitionError"
 	ErrorInvalidInvocation = "trailfill.InvalidInvocation"
 	ErrorFunction          = "trailfill.FunctionError"
+	ErrorPartitionFailed   = "trailfill.PartitionFailed"
 	ErrorPartitionsFailed  = "trailfill.PartitionsFailed"
 )

@@ -4,18 +4,17 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/trailfill/trailfill/internal/archive"
 	"github.com/trailfill/trailfill/internal/awsconf"
+	"github.com/trailfill/trailfill/internal/backfill"
 	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/emulator"
 	"github.com/trailfill/trailfill/internal/engine"
 	"github.com/trailfill/trailfill/internal/testkit"
-	"github.com/trailfill/trailfill/statemachine"
 	"github.com/trailfill/trailfill/statemachine/local"
 )
 
@@ -71,34 +70,33 @@ func newBackfillRun(t *testing.T, cfg emulator.Config, timeoutSeconds int, extra
 
 // execute runs the embedded definition with its Task invoking the function
 // under aws-lambda-rie, one partition at a time (one execution environment
-// serves one invocation at a time).
-func (b *backfillRun) execute(t *testing.T, partitions [][2]string, clock local.Clock) *local.Result {
+// serves one invocation at a time), its partitions staged and its results
+// written in memory.
+func (b *backfillRun) execute(t *testing.T, partitions [][2]string, clock local.Clock) *backfill.LocalOutcome {
 	t.Helper()
-	def := statemachine.Substitute(statemachine.Definition, map[string]string{contract.FunctionPlaceholder: rieFunctionName})
-	m, err := local.Load([]byte(def))
+	m, err := backfill.Machine(rieFunctionName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	parts := make([]map[string]string, len(partitions))
+	parts := make([]contract.Partition, len(partitions))
 	for i, p := range partitions {
-		parts[i] = map[string]string{"account": p[0], "region": p[1]}
-	}
-	input, err := json.Marshal(map[string]any{
-		"partitions":      parts,
-		"start":           rangeStart.Format(time.RFC3339),
-		"end":             rangeEnd.Format(time.RFC3339),
-		"window_minutes":  30,
-		"role_name":       readRole,
-		"destination":     "s3://" + archiveBkt + "/" + archivePfx,
-		"max_concurrency": 1,
-	})
-	if err != nil {
-		t.Fatal(err)
+		parts[i] = contract.Partition{Account: p[0], Region: p[1]}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	before := b.rie.Invocations()
-	res, err := m.Execute(ctx, input, local.Options{Invoker: b.rie.Invoker(), Clock: clock, MaxConcurrency: 1})
+	res, err := backfill.LocalExecution{
+		Machine: m, Name: "rie", Partitions: parts, Staging: &local.MemS3{}, AllResults: true,
+		Input: contract.ExecutionInput{
+			Start:          rangeStart.Format(time.RFC3339),
+			End:            rangeEnd.Format(time.RFC3339),
+			WindowMinutes:  30,
+			RoleName:       readRole,
+			Destination:    "s3://" + archiveBkt + "/" + archivePfx,
+			MaxConcurrency: 1,
+		},
+		Options: local.Options{Invoker: b.rie.Invoker(), Clock: clock, MaxConcurrency: 1},
+	}.Execute(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,29 +106,15 @@ func (b *backfillRun) execute(t *testing.T, partitions [][2]string, clock local.
 	return res
 }
 
-// partitionOutcome is a partition's line in the execution's output.
-type partitionOutcome struct {
-	Account     string `json:"account"`
-	Region      string `json:"region"`
-	Failed      bool   `json:"failed"`
-	Events      int64  `json:"events"`
-	Windows     int    `json:"windows"`
-	Invocations int    `json:"invocations"`
-}
-
-func outcomes(t *testing.T, res *local.Result) map[string]partitionOutcome {
+// outcomes are the summaries of the partitions archived, read from the
+// child results.
+func outcomes(t *testing.T, res *backfill.LocalOutcome) map[string]contract.PartitionSummary {
 	t.Helper()
 	if res.Status != local.StatusSucceeded {
 		t.Fatalf("execution %s: %s: %s", res.Status, res.Error, res.Cause)
 	}
-	var out struct {
-		Partitions []partitionOutcome `json:"partitions"`
-	}
-	if err := json.Unmarshal(res.Output, &out); err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]partitionOutcome{}
-	for _, p := range out.Partitions {
+	m := map[string]contract.PartitionSummary{}
+	for _, p := range res.Results.Succeeded {
 		m[p.Account+"/"+p.Region] = p
 	}
 	return m
@@ -181,7 +165,7 @@ func TestBackfillUnderRIE(t *testing.T) {
 		}
 		for _, p := range parts {
 			o := got[p[0]+"/"+p[1]]
-			if o.Failed || o.Events != wantEvents[p[0]+"/"+p[1]] || o.Windows != 6 || o.Invocations != 1 {
+			if o.Events != wantEvents[p[0]+"/"+p[1]] || o.Windows != 6 || o.Invocations != 1 {
 				t.Errorf("%s/%s: %+v, want %d events in 6 windows in one invocation", p[0], p[1], o, wantEvents[p[0]+"/"+p[1]])
 			}
 		}
@@ -235,17 +219,17 @@ func TestBackfillUnderRIE(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cause.Failed != 1 || len(cause.Partitions) != 1 || cause.Partitions[0].Account != acctNoRole || cause.Partitions[0].Region != "us-east-1" ||
-			cause.Partitions[0].Error != contract.ErrorPartition {
-			t.Fatalf("cause %+v, want partition %s/us-east-1 failed with %s", cause, acctNoRole, contract.ErrorPartition)
+		if cause.Failed != 1 || cause.Partitions != 2 || len(res.Results.Failed) != 1 {
+			t.Fatalf("cause %+v, results %+v: want 1 of 2 partitions failed", cause, res.Results)
 		}
-		var doc struct{ ErrorType, ErrorMessage string }
-		if err := json.Unmarshal([]byte(cause.Partitions[0].Cause), &doc); err != nil {
-			t.Fatalf("the partition's cause is not the function's error document: %v", err)
+		f := res.Results.Failed[0]
+		if f.Account != acctNoRole || f.Region != "us-east-1" || f.Error != contract.ErrorPartition {
+			t.Fatalf("failure %+v, want partition %s/us-east-1 failed with %s", f, acctNoRole, contract.ErrorPartition)
 		}
-		if doc.ErrorType != contract.ErrorPartition || !strings.HasPrefix(doc.ErrorMessage, "partition "+acctNoRole+"/us-east-1: ") ||
-			!strings.Contains(doc.ErrorMessage, "arn:aws:iam::"+acctNoRole+":role/"+readRole) {
-			t.Fatalf("error document %+v", doc)
+		// The message is the function's errorMessage, taken out of its
+		// error document by the state machine.
+		if !strings.HasPrefix(f.Message, "partition "+acctNoRole+"/us-east-1: ") || !strings.Contains(f.Message, "arn:aws:iam::"+acctNoRole+":role/"+readRole) {
+			t.Fatalf("failure message %q", f.Message)
 		}
 		// One invocation, then the two retries of States.ALL, for the bad
 		// partition; one for the good one, whose archive is complete.

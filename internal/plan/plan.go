@@ -1,10 +1,12 @@
 // Package plan predicts what a backfill costs before it runs: partitions,
 // windows, the least LookupEvents requests and the time they take at the
-// quota, Lambda invocations, Step Functions state transitions, the largest
-// execution history, and the bill. It executes the embedded state machine
-// definition in the local executor, with a stub function that consumes
-// time at the quota, and reads the counts off the run: the definition that
-// will run is the one measured. It calls no AWS API.
+// quota, Lambda invocations, Step Functions state transitions, the history
+// of each execution, the payload sizes against the Step Functions quota,
+// and the bill. It executes the embedded state machine definition in the
+// local executor, its partitions object in an in-memory staging bucket as
+// `trailfill start` stages it, with a stub function that consumes time at
+// the quota, and reads the counts off the run: the definition that will
+// run is the one measured. It calls no AWS API.
 package plan
 
 import (
@@ -56,26 +58,65 @@ type Input struct {
 	// minimum, one request per partition.
 	EventsPerHour  float64
 	LambdaMemoryMB int
+	// MaxConcurrency is the Distributed Map's (0:
+	// contract.DefaultMaxConcurrency): how many partitions run at once.
+	MaxConcurrency int
 }
 
 // Plan is what `trailfill plan --json` prints.
 type Plan struct {
-	Start                  string      `json:"start"`
-	End                    string      `json:"end"`
-	Accounts               int         `json:"accounts"`
-	Regions                int         `json:"regions"`
-	Partitions             int         `json:"partitions"`
-	WindowsPerPartition    int         `json:"windows_per_partition"`
-	Windows                int         `json:"windows"`
-	MinimumRequests        int64       `json:"minimum_requests"`
-	MinimumDurationSeconds float64     `json:"minimum_duration_seconds"`
-	LambdaInvocations      int         `json:"lambda_invocations"`
-	StateTransitions       int         `json:"state_transitions"`
-	Executions             int         `json:"executions"`
-	MaxHistoryEvents       int         `json:"max_execution_history_events"`
-	HistoryLimit           int         `json:"execution_history_limit"`
-	Cost                   Cost        `json:"estimated_cost_usd"`
-	Assumptions            Assumptions `json:"assumptions"`
+	Start                  string  `json:"start"`
+	End                    string  `json:"end"`
+	Accounts               int     `json:"accounts"`
+	Regions                int     `json:"regions"`
+	Partitions             int     `json:"partitions"`
+	WindowsPerPartition    int     `json:"windows_per_partition"`
+	Windows                int     `json:"windows"`
+	MinimumRequests        int64   `json:"minimum_requests"`
+	MinimumDurationSeconds float64 `json:"minimum_duration_seconds"`
+	// MaxConcurrency partitions run at once: the duration is that many
+	// partitions' worth of time per round of them.
+	MaxConcurrency    int `json:"max_concurrency"`
+	LambdaInvocations int `json:"lambda_invocations"`
+	StateTransitions  int `json:"state_transitions"`
+	Executions        int `json:"executions"`
+	// ParentHistoryEvents is the parent execution's history; the
+	// MaxHistoryEvents the largest of any execution (a partition's child).
+	ParentHistoryEvents int         `json:"parent_history_events"`
+	MaxHistoryEvents    int         `json:"max_execution_history_events"`
+	HistoryLimit        int         `json:"execution_history_limit"`
+	Sizes               Sizes       `json:"payload_sizes"`
+	Cost                Cost        `json:"estimated_cost_usd"`
+	Assumptions         Assumptions `json:"assumptions"`
+}
+
+// Sizes are the payloads of the execution, in bytes of compact JSON,
+// against the Step Functions quota of 256 KiB for an execution input, a
+// state's output, a task's request and its result (Limit).
+type Sizes struct {
+	ExecutionInput int `json:"execution_input_bytes"`
+	// PartitionsObject is the staged partitions object, which the
+	// Distributed Map reads from S3: no payload quota applies to it.
+	PartitionsObject int `json:"partitions_object_bytes"`
+	// StateOutput, TaskRequest and TaskResult are the largest over the
+	// parent and every child execution, with the state that produced them:
+	// the task request and result are the backfill function's payload and
+	// answer (the stub's; a real cursor adds its spans read).
+	StateOutput Size `json:"max_state_output"`
+	TaskRequest Size `json:"max_task_request"`
+	TaskResult  Size `json:"max_task_result"`
+	Limit       int  `json:"limit_bytes"`
+}
+
+// Size is one payload's size and the state that produced it.
+type Size struct {
+	Bytes int    `json:"bytes"`
+	State string `json:"state"`
+}
+
+// Within reports whether every payload is under the quota.
+func (s Sizes) Within() bool {
+	return s.ExecutionInput <= s.Limit && s.StateOutput.Bytes <= s.Limit && s.TaskRequest.Bytes <= s.Limit && s.TaskResult.Bytes <= s.Limit
 }
 
 // Cost is the estimated bill of one execution.
@@ -114,14 +155,14 @@ func Make(ctx context.Context, in Input) (*Plan, error) {
 			parts = append(parts, contract.Partition{Account: a, Region: r})
 		}
 	}
+	conc := in.MaxConcurrency
+	if conc <= 0 {
+		conc = contract.DefaultMaxConcurrency
+	}
 	hours := in.End.Sub(in.Start).Hours()
 	need := int64(max(1, math.Ceil(in.EventsPerHour*hours/engine.PageSize)))
 	perInvocation := int64(float64(InvocationSeconds) * in.Rate)
 
-	machine, err := backfill.LocalMachine()
-	if err != nil {
-		return nil, err
-	}
 	// The stub is pure: each invocation consumes up to an invocation's worth of
 	// requests at the quota and reports whether the partition is done.
 	stub := local.InvokerFunc(func(_ context.Context, _, _ string, payload json.RawMessage) (json.RawMessage, error) {
@@ -135,37 +176,51 @@ func Make(ctx context.Context, in Input) (*Plan, error) {
 		st.Done = st.Cursor.Pages >= need
 		return json.Marshal(st)
 	})
-	input, err := json.Marshal(contract.ExecutionInput{
-		Partitions:     parts,
-		Start:          in.Start.Format(time.RFC3339),
-		End:            in.End.Format(time.RFC3339),
-		WindowMinutes:  int(in.Window / time.Minute),
-		RoleName:       contract.DefaultRoleName,
-		MaxConcurrency: contract.DefaultMaxConcurrency,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("encode plan input: %w", err)
-	}
-	res, err := machine.Execute(ctx, input, local.Options{Invoker: stub, Clock: local.NewFakeClock(in.Start), MaxConcurrency: contract.DefaultMaxConcurrency, HistoryLimit: -1})
+	out, err := backfill.LocalExecution{
+		Name:       "plan",
+		Partitions: parts,
+		Input: contract.ExecutionInput{
+			Start:          in.Start.Format(time.RFC3339),
+			End:            in.End.Format(time.RFC3339),
+			WindowMinutes:  int(in.Window / time.Minute),
+			RoleName:       contract.DefaultRoleName,
+			MaxConcurrency: conc,
+		},
+		Staging: &local.MemS3{},
+		Options: local.Options{Invoker: stub, Clock: local.NewFakeClock(in.Start), MaxConcurrency: contract.DefaultMaxConcurrency, HistoryLimit: -1},
+	}.Execute(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("execute the state machine for the plan: %w", err)
 	}
-	if res.Status != "SUCCEEDED" {
+	res := out.Result
+	if res.Status != local.StatusSucceeded {
 		return nil, fmt.Errorf("the plan's stub execution %s: %s: %s", res.Status, res.Error, res.Cause)
 	}
 	wpp := archive.CountWindows(in.Start, in.End, in.Window)
+	rounds := (len(parts) + conc - 1) / conc
+	ms := res.Stats.MaxSizes
 	p := &Plan{
 		Start: in.Start.Format(time.RFC3339), End: in.End.Format(time.RFC3339),
 		Accounts: len(accounts), Regions: len(regions), Partitions: len(parts),
 		WindowsPerPartition: wpp, Windows: wpp * len(parts),
 		MinimumRequests:        need * int64(len(parts)),
-		MinimumDurationSeconds: float64(need) / in.Rate,
+		MinimumDurationSeconds: float64(rounds) * float64(need) / in.Rate,
+		MaxConcurrency:         conc,
 		LambdaInvocations:      res.Stats.TaskInvocations,
 		StateTransitions:       res.Stats.TotalTransitions,
 		Executions:             res.Stats.Executions,
+		ParentHistoryEvents:    res.Stats.HistoryEvents,
 		MaxHistoryEvents:       res.Stats.MaxHistoryEvents,
 		HistoryLimit:           local.DefaultHistoryLimit,
-		Assumptions:            base,
+		Sizes: Sizes{
+			ExecutionInput:   res.Stats.Sizes.Input.Bytes,
+			PartitionsObject: out.PartitionsObject,
+			StateOutput:      Size{ms.StateOutput.Bytes, ms.StateOutput.State},
+			TaskRequest:      Size{ms.TaskArguments.Bytes, ms.TaskArguments.State},
+			TaskResult:       Size{ms.TaskResult.Bytes, ms.TaskResult.State},
+			Limit:            local.MaxPayloadBytes,
+		},
+		Assumptions: base,
 	}
 	p.Cost = Price(p.StateTransitions, p.LambdaInvocations, p.MinimumRequests, in.Rate, in.LambdaMemoryMB)
 	return p, nil

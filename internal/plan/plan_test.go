@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -114,5 +115,81 @@ func TestMapConcurrency(t *testing.T) {
 				t.Errorf("MapConcurrency(%d, %v, %d) = %d, lowered %v; want %d, %v", tc.requested, tc.explicit, tc.unreserved, n, lowered, tc.want, tc.lowered)
 			}
 		})
+	}
+}
+
+// An organization in one execution: the partitions are read from the
+// staging bucket and the children's results written back to it, so the
+// execution input, every state output and every task payload stay far under
+// the 256 KiB quota, and every execution's history far under 25,000 events,
+// at 17,000 and at 85,000 partitions. The plan executes every child (a pure
+// stub each): about 9 s for 17,000 and 45 s for 85,000 on this kind of
+// machine, several times that under the race detector.
+func TestPlanShape(t *testing.T) {
+	t.Parallel()
+	// The organization shapes the scale issue names run in make e2e
+	// (plan_scale_test.go): 1,000 and 5,000 accounts. This one keeps the
+	// same checks in make test.
+	checkPlanAtScale(t, 50, 90)
+}
+
+// checkPlanAtScale plans accounts x 17 regions x days and checks every size
+// against its quota.
+func checkPlanAtScale(t *testing.T, accounts, days int) {
+	t.Helper()
+	end := time.Date(2025, 11, 23, 0, 0, 0, 0, time.UTC)
+	var ids []string
+	for i := range accounts {
+		ids = append(ids, fmt.Sprintf("%012d", 100000000000+i))
+	}
+	start := end.Add(-time.Duration(days) * 24 * time.Hour)
+	p, err := Make(context.Background(), Input{Start: start, End: end, Window: 30 * time.Minute, Accounts: ids, Rate: 2, LambdaMemoryMB: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := accounts * 17
+	if p.Partitions != parts || p.Executions != parts+1 || p.LambdaInvocations != parts || p.WindowsPerPartition != days*48 {
+		t.Fatalf("plan %+v", p)
+	}
+	sz := p.Sizes
+	if !sz.Within() || sz.Limit != 256*1024 {
+		t.Fatalf("sizes %+v: over the quota", sz)
+	}
+	// Small whatever the partition count: a few hundred bytes.
+	for what, n := range map[string]int{"execution input": sz.ExecutionInput, "state output": sz.StateOutput.Bytes, "task request": sz.TaskRequest.Bytes, "task result": sz.TaskResult.Bytes} {
+		if n == 0 || n > 2048 {
+			t.Errorf("%s %d bytes", what, n)
+		}
+	}
+	// The partitions object holds them all: about 50 bytes each.
+	if sz.PartitionsObject < 45*parts || sz.PartitionsObject > 60*parts {
+		t.Errorf("partitions object %d bytes for %d partitions", sz.PartitionsObject, parts)
+	}
+	if p.MaxHistoryEvents >= 25000 || p.ParentHistoryEvents > 30 || p.ParentHistoryEvents > p.MaxHistoryEvents || p.HistoryLimit != 25000 {
+		t.Errorf("history: parent %d, largest %d events (limit %d)", p.ParentHistoryEvents, p.MaxHistoryEvents, p.HistoryLimit)
+	}
+	t.Logf("%d partitions: execution input %d bytes, partitions object %d bytes, largest state output %d bytes (%s), task request %d (%s), task result %d (%s); history %d events in the parent, at most %d; %d transitions, $%.2f",
+		p.Partitions, sz.ExecutionInput, sz.PartitionsObject, sz.StateOutput.Bytes, sz.StateOutput.State, sz.TaskRequest.Bytes, sz.TaskRequest.State,
+		sz.TaskResult.Bytes, sz.TaskResult.State, p.ParentHistoryEvents, p.MaxHistoryEvents, p.StateTransitions, p.Cost.Total)
+}
+
+// The duration counts rounds of MaxConcurrency partitions.
+func TestMakeConcurrency(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2025, 11, 1, 0, 0, 0, 0, time.UTC)
+	in := Input{Start: start, End: start.Add(24 * time.Hour), Window: 30 * time.Minute, Accounts: []string{"111111111111", "222222222222", "333333333333"},
+		Regions: []string{"us-east-1"}, Rate: 2, EventsPerHour: 5000, LambdaMemoryMB: 1024}
+	for _, tc := range []struct {
+		conc    int
+		seconds float64
+	}{{1, 3 * 1200}, {2, 2 * 1200}, {3, 1200}, {0, 1200}} {
+		in.MaxConcurrency = tc.conc
+		p, err := Make(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.MinimumDurationSeconds != tc.seconds || (tc.conc > 0 && p.MaxConcurrency != tc.conc) {
+			t.Errorf("max concurrency %d: %g s, concurrency %d; want %g s", tc.conc, p.MinimumDurationSeconds, p.MaxConcurrency, tc.seconds)
+		}
 	}
 }
