@@ -18,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/trailfill/trailfill/internal/clock"
 )
 
 // S3Store keeps the archive in an S3 bucket under a prefix. A single PutObject is
@@ -105,18 +107,18 @@ func (s *S3Store) PutIfAbsent(ctx context.Context, key string, body []byte, meta
 		case isStatus(err, http.StatusPreconditionFailed):
 			return false, nil
 		case isStatus(err, http.StatusConflict) && attempt < 10:
-			t := time.NewTimer(time.Duration(attempt*attempt) * 20 * time.Millisecond)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return false, fmt.Errorf("write s3://%s/%s: %w", s.Bucket, full, ctx.Err())
+			if err := conflictBackoff.Wait(ctx, nil, attempt); err != nil {
+				return false, fmt.Errorf("write s3://%s/%s: %w", s.Bucket, full, err)
 			}
 		default:
 			return false, fmt.Errorf("write s3://%s/%s: %w", s.Bucket, full, err)
 		}
 	}
 }
+
+// conflictBackoff spaces the retries of a conditional write that met
+// another one in flight (409): full jitter from 40 ms, doubling to 1 s.
+var conflictBackoff = clock.Backoff{Base: 40 * time.Millisecond, Max: time.Second}
 
 // Get implements Store.
 func (s *S3Store) Get(ctx context.Context, key string) ([]byte, error) {

@@ -242,10 +242,9 @@ func Index[M any](ctx context.Context, s Store, prefix string, from, to time.Tim
 // each once, several at a time.
 func ReadManifests[M any](ctx context.Context, s Store, keys map[int64]string, decode func(key string, body []byte) (M, error)) (map[int64]M, error) {
 	type found struct {
-		ws  int64
-		m   M
-		ok  bool
-		err error
+		ws int64
+		m  M
+		ok bool
 	}
 	starts := make([]int64, 0, len(keys))
 	for ws := range keys {

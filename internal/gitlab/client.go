@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/trailfill/trailfill/internal/clock"
 )
 
 // PerPage is the page size asked of the audit events API (its maximum).
@@ -92,27 +94,12 @@ func (s Scope) String() string {
 // real time.
 type Sleeper func(ctx context.Context, d time.Duration) error
 
-// SleepContext is the real Sleeper.
-func SleepContext(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // Client reads audit events from the GitLab REST API (v4).
 type Client struct {
 	base   *url.URL // https://gitlab.example.com (API root is base + /api/v4/)
 	token  string
 	HTTP   *http.Client
-	Sleep  Sleeper          // SleepContext if nil
+	Sleep  Sleeper          // clock.Sleep if nil
 	Now    func() time.Time // time.Now if nil
 	Rand   func() float64   // jitter source in [0,1); math/rand/v2 if nil
 	Limit  *rate.Limiter    // paces every request, retries included; nil: no pacing
@@ -241,7 +228,7 @@ func (c *Client) sleep(ctx context.Context, d time.Duration) error {
 	if c.Sleep != nil {
 		return c.Sleep(ctx, d)
 	}
-	return SleepContext(ctx, d)
+	return clock.Sleep(ctx, d)
 }
 
 func (c *Client) now() time.Time {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"golang.org/x/sync/semaphore"
 )
 
 var (
@@ -96,22 +98,19 @@ func (r *stateRun) inlineMap(items []any, maxConcurrency int) (any, *stateError)
 		wg      sync.WaitGroup
 	)
 	startedID := t.last
-	sem := make(chan struct{}, limit)
-launch:
+	sem := semaphore.NewWeighted(int64(limit))
 	for i, item := range items {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			break launch
+		if sem.Acquire(ctx, 1) != nil {
+			break // the Map is failing or aborted: start no new iteration
 		}
 		if ctx.Err() != nil {
-			<-sem
+			sem.Release(1)
 			break
 		}
 		wg.Add(1)
 		go func(i int, item any) {
 			defer wg.Done()
-			defer func() { <-sem }()
+			defer sem.Release(1)
 			it := &thread{ex: t.ex, ctx: ctx, last: startedID}
 			iteration := func() any { return map[string]any{"name": st.name, "index": i} }
 			it.emit("MapIterationStarted", st.name, iteration)
@@ -304,16 +303,13 @@ func (r *stateRun) mapRun(items []any, source *readerSource, maxConcurrency int)
 
 	ctx, cancel := context.WithCancelCause(t.ctx)
 	defer cancel(nil)
-	sem := make(chan struct{}, limit)
-launch:
+	sem := semaphore.NewWeighted(int64(limit))
 	for i, item := range items {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			break launch
+		if sem.Acquire(ctx, 1) != nil {
+			break // the Map Run is failing or aborted: start no new child
 		}
 		if ctx.Err() != nil {
-			<-sem
+			sem.Release(1)
 			break
 		}
 		// ItemSelector belongs to the Map state: it is evaluated here, in
@@ -332,7 +328,7 @@ launch:
 			mu.Unlock()
 		}
 		if serr != nil {
-			<-sem
+			sem.Release(1)
 			mu.Lock()
 			fatal = serr
 			mu.Unlock()
@@ -342,7 +338,7 @@ launch:
 		wg.Add(1)
 		go func(i int, in any) {
 			defer wg.Done()
-			defer func() { <-sem }()
+			defer sem.Release(1)
 			name := newUUID()
 			ref := ExecutionRef{
 				ID:       fmt.Sprintf("arn:%s:states:%s:%s:execution:%s/%s:%s", s.partition, s.region, s.account, s.machineName, label, name),
