@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -233,11 +233,12 @@ func defineReadRole(stack awscdk.Stack, in readRoleInputs) awsiam.CfnRole {
 	return role
 }
 
-// accountOfArn returns the account field of an ARN, or "" when it has none.
-func accountOfArn(arn string) string {
-	f := strings.Split(arn, ":")
-	if len(f) < 6 {
+// accountOfArn returns the account field of an ARN, or "" when it has none
+// (or is not an ARN).
+func accountOfArn(s string) string {
+	a, err := arn.Parse(s)
+	if err != nil {
 		return ""
 	}
-	return f[4]
+	return a.AccountID
 }

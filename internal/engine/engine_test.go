@@ -42,7 +42,7 @@ func newFixture(t *testing.T, cfg emulator.Config, rate float64) *fixture {
 	return newFixtureIn(t, cfg, rate, testkit.DeployedS3)
 }
 
-func newFixtureIn(t *testing.T, cfg emulator.Config, rate float64, kind testkit.StoreKind) *fixture {
+func newFixtureIn(t testing.TB, cfg emulator.Config, rate float64, kind testkit.StoreKind) *fixture {
 	t.Helper()
 	if cfg.Rate == 0 {
 		cfg.Rate = rate
@@ -63,7 +63,7 @@ func newFixtureIn(t *testing.T, cfg emulator.Config, rate float64, kind testkit.
 	return f
 }
 
-func (f *fixture) run(t *testing.T, account, region string, start, end time.Time, mut func(*engine.Config, *engine.Job)) (engine.Result, error) {
+func (f *fixture) run(t testing.TB, account, region string, start, end time.Time, mut func(*engine.Config, *engine.Job)) (engine.Result, error) {
 	t.Helper()
 	ctx := context.Background()
 	client, lim, err := f.clients.LookupClient(ctx, account, region)
