@@ -25,9 +25,12 @@ import (
 
 // One execution at scale: 2,000 partitions (200 accounts x 10 regions) with
 // a few events each over one window, 50 of them failing (the 5 accounts
-// whose read role was never deployed).
+// whose read role was never deployed). make test runs the same tests over 12
+// accounts (120 partitions, 10 failing); make e2e (scale_e2e_test.go) over
+// the 200.
+var scaleAccounts = 12
+
 const (
-	scaleAccounts = 200
 	// scaleStateBound bounds every state output, task request and result of
 	// every execution, and the parent's output and cause: a few hundred
 	// bytes whatever the partition count (the 256 KiB quota is 128 times
@@ -116,13 +119,14 @@ func (s *scale) checkFailures(t *testing.T, stderr string) {
 	}
 }
 
-// TestScaleStartWatch: `trailfill start` stages the 2,000 partitions in the
+// TestScaleStartWatch: `trailfill start` stages the partitions (2,000 in make e2e) in the
 // stack's staging bucket and starts the emulated Step Functions with a small
 // input; `trailfill watch` follows the Map Run and reads each failure from
 // the FAILED result files; every readable event is archived once.
 func TestScaleStartWatch(t *testing.T) {
 	s := newScale(t)
-	name := "tf-200acct-20251122T1000Z-20251122T1030Z-20251123T201500Z"
+	parts, failed := scaleAccounts*len(scaleRegions), len(s.failing)
+	name := fmt.Sprintf("tf-%dacct-20251122T1000Z-20251122T1030Z-20251123T201500Z", scaleAccounts)
 	arn := "arn:aws:states:us-east-1:111111111111:execution:trailfill-backfill:" + name
 	code, stdout, stderr := s.run(t, append([]string{"start"}, s.args()...)...)
 	if code != ExitOK || stdout != arn+"\n" {
@@ -137,14 +141,17 @@ func TestScaleStartWatch(t *testing.T) {
 	if code != ExitFailed || stdout != "" {
 		t.Fatalf("watch: exit %d, stdout %q, stderr:\n%s", code, stdout, stderr)
 	}
-	for _, want := range []string{
-		"trailfill: watching " + name + ": 2025-11-22T10:00:00Z .. 2025-11-22T10:30:00Z, 2000 partition(s), 2000 window(s)\n",
-		"  archive progress not shown for more than 200 partitions",
-		"progress: failed, partitions 2000/2000 finished, 0 running, 50 failed, ETA ",
+	wants := []string{
+		fmt.Sprintf("trailfill: watching %s: 2025-11-22T10:00:00Z .. 2025-11-22T10:30:00Z, %d partition(s), %d window(s)\n", name, parts, parts),
+		fmt.Sprintf("progress: failed, partitions %d/%d finished, 0 running, %d failed", parts, parts, failed),
 		"trailfill: execution " + name + " failed after ",
 		": " + contract.ErrorPartitionsFailed + "\n",
-		"trailfill: execution " + name + " failed: 50 partition(s) failed; fix the cause above and start the same backfill again (archived windows are skipped)\n",
-	} {
+		fmt.Sprintf("trailfill: execution %s failed: %d partition(s) failed; fix the cause above and start the same backfill again (archived windows are skipped)\n", name, failed),
+	}
+	if parts > 200 {
+		wants = append(wants, "  archive progress not shown for more than 200 partitions")
+	}
+	for _, want := range wants {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("watch stderr lacks %q", want)
 		}
@@ -160,7 +167,7 @@ func TestScaleStartWatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in, cause := aws.ToString(desc.Input), aws.ToString(desc.Cause); len(in) > scaleStateBound || len(cause) > scaleStateBound || !strings.Contains(cause, `"failed":50`) {
+	if in, cause := aws.ToString(desc.Input), aws.ToString(desc.Cause); len(in) > scaleStateBound || len(cause) > scaleStateBound || !strings.Contains(cause, fmt.Sprintf(`"failed":%d`, failed)) {
 		t.Errorf("execution input %d bytes, cause %d bytes: %s", len(in), len(cause), cause)
 	}
 	hist, err := client.GetExecutionHistory(ctx, &sfn.GetExecutionHistoryInput{ExecutionArn: aws.String(arn), MaxResults: 1000})
@@ -189,6 +196,7 @@ func TestScaleStartWatch(t *testing.T) {
 // each failure from the child results written there, and removes it.
 func TestScaleRun(t *testing.T) {
 	s := newScale(t)
+	parts, failed := scaleAccounts*len(scaleRegions), len(s.failing)
 	var stderr bytes.Buffer
 	env := &Env{Stderr: &stderr, Stdout: &bytes.Buffer{}, Now: func() time.Time { return tfNow }, Clock: local.NewFakeClock(tfNow)}
 	env.defaults()
@@ -208,7 +216,7 @@ func TestScaleRun(t *testing.T) {
 	for _, want := range []string{
 		" (a temporary folder for the partitions and child results, removed after the run)\n",
 		fmt.Sprintf("trailfill: archived %d events in ", good),
-		" 1950 windows done, 0 already archived, over 1950 partition(s); 50 partition(s) failed\n",
+		fmt.Sprintf(" %d windows done, 0 already archived, over %d partition(s); %d partition(s) failed\n", parts-failed, parts-failed, failed),
 		"trailfill: execution failed: " + contract.ErrorPartitionsFailed + "\n",
 		"trailfill: backfill failed: " + contract.ErrorPartitionsFailed + "; archived windows are kept, re-run the same command to resume\n",
 	} {
@@ -223,7 +231,7 @@ func TestScaleRun(t *testing.T) {
 		t.Errorf("the temporary staging folder %s is still there (%v)", dir, err)
 	}
 	s.checkFailures(t, out)
-	if sum.Events != int64(good) || len(sum.Partitions) != 1950 || len(sum.Failures) != 50 || sum.Outcome.Partitions != 2000 || sum.Outcome.Failed != 50 {
+	if sum.Events != int64(good) || len(sum.Partitions) != parts-failed || len(sum.Failures) != failed || sum.Outcome.Partitions != parts || sum.Outcome.Failed != failed {
 		t.Errorf("summary: %d events, %d partitions, %d failures, outcome %+v", sum.Events, len(sum.Partitions), len(sum.Failures), *sum.Outcome)
 	}
 	store := &archive.S3Store{Client: s.store.Client, Bucket: tfBucket, Prefix: "run"}
@@ -240,7 +248,7 @@ func TestScaleRun(t *testing.T) {
 			t.Errorf("largest %s %d bytes (state %q of %s): want at most %d", p.what, p.size.Bytes, p.size.State, p.size.Execution, scaleStateBound)
 		}
 	}
-	if st.Executions != 2001 || st.HistoryEvents > 30 || len(sum.Cause) > scaleStateBound {
+	if st.Executions != parts+1 || st.HistoryEvents > 30 || len(sum.Cause) > scaleStateBound {
 		t.Errorf("%d executions, parent history %d events, cause %d bytes", st.Executions, st.HistoryEvents, len(sum.Cause))
 	}
 	t.Logf("largest state output %d bytes (%s), task request %d, task result %d; parent history %d events, largest %d",
