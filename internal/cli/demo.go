@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -132,9 +133,15 @@ func (t *tree) demoExec(ctx context.Context, dir string, latency time.Duration) 
 	if err != nil {
 		return err
 	}
-	manifests, err := store.List(ctx, archive.ManifestRoot)
+	listed, err := store.List(ctx, archive.ManifestRoot)
 	if err != nil {
 		return err
+	}
+	var manifests []string // the coverage indexes are not manifests
+	for _, k := range listed {
+		if !strings.HasSuffix(k, "/"+archive.CoverageIndexName) {
+			manifests = append(manifests, k)
+		}
 	}
 	fmt.Fprintf(env.Stderr, "\nDemo complete: every emulated event is archived exactly once.\n")
 	fmt.Fprintf(env.Stderr, "  %d trail files and %d window manifests in %s\n", len(keys), len(manifests), store)
