@@ -63,6 +63,9 @@ type PartitionReport struct {
 	ProvisionalWindows []time.Time     `json:"provisional_windows"`
 	CorruptWindows     []CorruptWindow `json:"corrupt_windows"`
 	DuplicatedWindows  []WindowOverlap `json:"duplicated_windows"`
+	// WindowEvents are, for every window with a readable manifest, the
+	// events native files hold, trailfill's files hold, and both.
+	WindowEvents []WindowOverlap `json:"window_events"`
 	// Unlisted are trailfill's trail files of the range that no manifest
 	// lists (a concurrent run's, written after the manifest): their events
 	// count, they are just not checksummed.
@@ -76,7 +79,8 @@ type CorruptWindow struct {
 	Problems []ObjectProblem `json:"problems"`
 }
 
-// WindowOverlap is a window whose events are in native and trailfill's files.
+// WindowOverlap counts a window's events by where they are: native files,
+// trailfill's files, both.
 type WindowOverlap struct {
 	Window    time.Time `json:"window"`
 	Native    int       `json:"native"`
@@ -113,7 +117,7 @@ func (r *PartitionReport) Complete() bool {
 func VerifyPartition(ctx context.Context, s Store, account, region string, o VerifyOptions) (*PartitionReport, error) {
 	r := &PartitionReport{Account: account, Region: region, Windows: len(o.Windows),
 		MissingWindows: []time.Time{}, ProvisionalWindows: []time.Time{}, CorruptWindows: []CorruptWindow{},
-		DuplicatedWindows: []WindowOverlap{}, Unlisted: []string{}}
+		DuplicatedWindows: []WindowOverlap{}, WindowEvents: []WindowOverlap{}, Unlisted: []string{}}
 	if len(o.Windows) == 0 {
 		return r, nil
 	}
@@ -201,6 +205,7 @@ func VerifyPartition(ctx context.Context, s Store, account, region string, o Ver
 			continue
 		}
 		m := res.m
+		r.WindowEvents = append(r.WindowEvents, WindowOverlap{Window: w.Start, Native: native, Recovered: recovered, Both: both})
 		if m.Filter != "" && m.Filter != wantFilter {
 			r.Missing++
 			r.MissingWindows = append(r.MissingWindows, w.Start)

@@ -112,7 +112,9 @@ func TestVerifyPartition(t *testing.T) {
 			{Key: bad.Key, Problem: fmt.Sprintf("size mismatch: %d bytes, the manifest records %d", len(changed), bad.Bytes)},
 		}}},
 		DuplicatedWindows: []WindowOverlap{{Window: vt(10, 0, 0), Native: 3, Recovered: 4, Both: 1}},
-		Unlisted:          []string{stray.Key},
+		WindowEvents: []WindowOverlap{{Window: vt(10, 0, 0), Native: 3, Recovered: 4, Both: 1}, {Window: vt(10, 30, 0)},
+			{Window: vt(11, 0, 0), Recovered: 2}, {Window: vt(12, 0, 0)}},
+		Unlisted: []string{stray.Key},
 	}
 	if !reflect.DeepEqual(r, want) {
 		t.Errorf("report\n %+v\nwant\n %+v", *r, *want)
