@@ -10,10 +10,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/trailfill/trailfill/internal/archive"
 	"github.com/trailfill/trailfill/internal/awsconf"
+	"github.com/trailfill/trailfill/internal/backfill"
 	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/validate"
 )
@@ -31,6 +34,9 @@ type VerifyReport struct {
 	Complete      bool                       `json:"complete"`
 	Totals        VerifyTotals               `json:"totals"`
 	Partitions    []*archive.PartitionReport `json:"partitions"`
+	// FailedPartitions are the partitions that --execution failed, read
+	// from its child results in the stack's staging bucket.
+	FailedPartitions []contract.PartitionFailure `json:"failed_partitions,omitempty"`
 }
 
 // VerifyTotals adds up the partitions of a VerifyReport.
@@ -69,7 +75,7 @@ type VerifyTotals struct {
 // archives can be verified.
 func (t *tree) verify() *ffcli.Command {
 	var f rangeFlags
-	var stack string
+	var stack, execution string
 	var asJSON bool
 	var fs *flag.FlagSet
 	return t.add("trailfill", command{
@@ -91,6 +97,7 @@ Examples:
 			f.register(fs, "")
 			fs.StringVar(&stack, "stack", stackDefault(t.env), "without --out: verify this deployed stack's archive ($"+contract.EnvStack+" sets the default)")
 			fs.BoolVar(&asJSON, "json", false, "print the report as JSON on stdout")
+			fs.StringVar(&execution, "execution", "", "also report the partitions this execution of the stack failed (ARN or name, as trailfill start printed it), read from its results in the staging bucket")
 			fs.Lookup("regions").Usage = "comma-separated regions; all (each account's enabled regions, as run resolves them); or archived (the regions with manifests in the archive: no AWS call but the archive's)"
 			fs.Lookup("out").Usage = "the archive: a local folder or s3://bucket/prefix (default: the stack's archive)"
 			fs.Lookup("org-id").Usage = "organization ID (o-...) of the layout AWSLogs/<o-id>/<account>/... (default: the manifests' own)"
@@ -104,20 +111,32 @@ Examples:
 			if err := noArgs("verify", args); err != nil {
 				return err
 			}
-			return t.verifyExec(ctx, fs, f, stack, asJSON)
+			return t.verifyExec(ctx, fs, f, stack, execution, asJSON)
 		},
 	})
 }
 
-func (t *tree) verifyExec(ctx context.Context, fs *flag.FlagSet, f rangeFlags, stack string, asJSON bool) error {
+func (t *tree) verifyExec(ctx context.Context, fs *flag.FlagSet, f rangeFlags, stack, execution string, asJSON bool) error {
 	env := t.env
+	if execution != "" && !strings.HasPrefix(execution, "arn:") && !validExecutionRef(execution) {
+		return usagef("--execution %q is neither an execution ARN nor an execution name: give what trailfill start printed", execution)
+	}
 	spec, store, parts, err := t.archivedRange(ctx, fs, f, stack)
 	if err != nil {
 		return err
 	}
+	var failed []contract.PartitionFailure
+	if execution != "" {
+		if failed, err = t.executionFailures(ctx, stack, execution); err != nil {
+			return err
+		}
+	}
 	report, err := verifyArchive(ctx, store, spec, parts)
 	if err != nil {
 		return err
+	}
+	if len(failed) > 0 {
+		report.FailedPartitions, report.Complete = failed, false
 	}
 	if asJSON {
 		b, err := json.MarshalIndent(report, "", "  ")
@@ -127,6 +146,12 @@ func (t *tree) verifyExec(ctx context.Context, fs *flag.FlagSet, f rangeFlags, s
 		fmt.Fprintf(env.Stdout, "%s\n", b)
 	} else {
 		printVerifyTable(env, report)
+		if len(failed) > 0 {
+			fmt.Fprintf(env.Stdout, "\npartitions execution %s failed (from its results):\n", execution)
+			for _, p := range failed {
+				fmt.Fprintf(env.Stdout, "  %s/%s: %s: %s\n", p.Account, p.Region, p.Error, oneLine(p.Message))
+			}
+		}
 	}
 	tot := report.Totals
 	if !report.Complete {
@@ -143,6 +168,10 @@ func (t *tree) verifyExec(ctx context.Context, fs *flag.FlagSet, f rangeFlags, s
 			what = append(what, fmt.Sprintf("%d window(s) corrupt", tot.Corrupt))
 			fix = append(fix, "for corrupt windows delete their manifests (listed above), then start again")
 		}
+		if len(failed) > 0 {
+			what = append(what, fmt.Sprintf("%d partition(s) failed in execution %s", len(failed), execution))
+			fix = append(fix, "fix the failures listed above and start the same backfill again")
+		}
 		if tot.Duplicated > 0 {
 			what = append(what, fmt.Sprintf("%d event(s) in native and trailfill's files", tot.Duplicated))
 			fix = append(fix, "run trailfill reconcile with the same range to remove trailfill's copies")
@@ -155,6 +184,54 @@ func (t *tree) verifyExec(ctx context.Context, fs *flag.FlagSet, f rangeFlags, s
 		fmt.Fprintf(env.Stderr, "  CloudTrail's own files hold %d record(s) twice (its delivery is at least once; tools deduplicate on eventID): left as they are\n", tot.NativeDuplicates)
 	}
 	return nil
+}
+
+// executionFailures reads the partitions an execution of the stack failed
+// from its child results in the staging bucket (typed JSON, not its cause's
+// prose); none for an execution that did not fail in its partitions.
+func (t *tree) executionFailures(ctx context.Context, stack, execution string) ([]contract.PartitionFailure, error) {
+	var ref awsconf.ExecutionARN
+	if strings.HasPrefix(execution, "arn:") {
+		var err error
+		if ref, err = awsconf.ParseExecutionARN(execution); err != nil {
+			return nil, usagef("--execution: %w: give the ARN trailfill start printed", err)
+		}
+	}
+	cfn, region, err := t.deps.CloudFormation(ctx, ref.Region)
+	if err != nil {
+		return nil, err
+	}
+	dep, err := readDeployment(ctx, cfn, stack, region)
+	if err != nil {
+		return nil, err
+	}
+	if ref.Name == "" {
+		ref = dep.StateMachine.Execution(execution)
+	}
+	client, err := t.deps.StepFunctions(ctx, ref.Region)
+	if err != nil {
+		return nil, err
+	}
+	desc, err := client.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(ref.String())})
+	if err != nil {
+		return nil, fmt.Errorf("describe execution %s with states:DescribeExecution: %w", ref, err)
+	}
+	if aws.ToString(desc.Error) != contract.ErrorPartitionsFailed {
+		return nil, nil
+	}
+	fc, err := contract.DecodeFailureCause(aws.ToString(desc.Cause))
+	if err != nil {
+		return nil, fmt.Errorf("execution %s failed, but its cause is not the state machine's (redeploy the stack with this trailfill): %w", ref, err)
+	}
+	staging, err := t.deps.Staging(ctx, dep.Staging, dep.StateMachine.Region)
+	if err != nil {
+		return nil, err
+	}
+	res, err := backfill.ReadResults(ctx, stagingReader{staging}, fc.Results, false)
+	if err != nil {
+		return nil, fmt.Errorf("read the results of execution %s (grant s3:GetObject on the staging bucket's %s*): %w", ref, contract.StagingResultsFolder, err)
+	}
+	return res.Failed, nil
 }
 
 // archivedRange resolves what verify and reconcile work on: the range (no

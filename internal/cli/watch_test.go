@@ -174,6 +174,14 @@ func TestFailingPartitionShowsInWatchAndVerify(t *testing.T) {
 		t.Errorf("watch of the failed execution: exit %d:\n%s", code, stderr2)
 	}
 
+	// verify --execution: the partitions the execution failed, from its
+	// results (typed JSON), beside the archive's windows.
+	code, stdout, stderr = d.run(t, append([]string{"verify", "--execution", name}, rangeArgs("--accounts", acctCentral, "--regions", "eu-west-1,us-east-1")...)...)
+	if code != ExitFailed || !strings.Contains(stdout, "\npartitions execution "+name+" failed (from its results):\n  333333333333/eu-west-1: PartitionError: partition 333333333333/eu-west-1: assume ") ||
+		!strings.Contains(stderr, "2 partition(s) failed in execution "+name) {
+		t.Errorf("verify --execution: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+
 	// verify: the failed account's windows are missing, the rest archived.
 	verifyArgs := append([]string{"verify"}, rangeArgs("--accounts", acctCentral+","+acctNoRole, "--regions", "eu-west-1,us-east-1")...)
 	code, stdout, stderr = d.run(t, verifyArgs...)
