@@ -221,10 +221,70 @@ func parseScope(group, project string, instance bool) (gitlab.Scope, error) {
 	return scope, nil
 }
 
-type gitlabVerifyFlags struct {
+// gitlabRangeFlags are the flags gitlab backfill and gitlab verify share:
+// the scope, the range, the archive and its layout.
+type gitlabRangeFlags struct {
 	group, project, start, end, out, source, profile, layout string
-	instance, asJSON                                         bool
+	instance                                                 bool
 	window                                                   time.Duration
+}
+
+func (f *gitlabRangeFlags) register(fs *flag.FlagSet, windowUsage string) {
+	fs.StringVar(&f.group, "group", "", "group id or full path")
+	fs.StringVar(&f.project, "project", "", "project id or full path (like my-group/my-project)")
+	fs.BoolVar(&f.instance, "instance", false, "instance audit events (administrator token, self-managed/Dedicated)")
+	fs.StringVar(&f.start, "start", "", "start of the range, inclusive (RFC 3339)")
+	fs.StringVar(&f.end, "end", "", "end of the range, exclusive (RFC 3339, not in the future)")
+	fs.StringVar(&f.out, "out", "./archive", "archive destination: a folder or s3://bucket/prefix")
+	fs.StringVar(&f.source, "source", gitlab.DefaultSource, "source name in keys of the default layout: GitLab/<source>/YYYY/MM/DD/<id>.json")
+	fs.StringVar(&f.layout, "layout", contract.GitLabLayoutDefault, layoutUsage)
+	fs.DurationVar(&f.window, "window", gitlab.DefaultWindow, windowUsage)
+	fs.StringVar(&f.profile, "profile", "", "AWS profile for an s3:// destination (default: AWS_PROFILE)")
+}
+
+// gitlabRange is validated gitlabRangeFlags.
+type gitlabRange struct {
+	scope      gitlab.Scope
+	start, end time.Time
+	layout     gitlab.Layout
+	dest       archive.Destination
+}
+
+// parse validates every flag; GitLab keeps audit events for good, so there
+// is no lookback limit.
+func (f *gitlabRangeFlags) parse(now time.Time) (gitlabRange, error) {
+	var r gitlabRange
+	var err error
+	if r.scope, err = parseScope(f.group, f.project, f.instance); err != nil {
+		return r, err
+	}
+	if r.start, err = validate.Instant("start", f.start); err != nil {
+		return r, usageError{err}
+	}
+	if r.end, err = validate.Instant("end", f.end); err != nil {
+		return r, usageError{err}
+	}
+	if err := validate.Range(r.start, r.end, now, true); err != nil {
+		return r, usageError{err}
+	}
+	if err := gitlab.ValidateWindow(f.window); err != nil {
+		return r, usagef("--window: %w", err)
+	}
+	if r.layout, err = parseLayout(f.layout); err != nil {
+		return r, err
+	}
+	if err := gitlab.ValidateSource(f.source); err != nil {
+		return r, usagef("--source: %w", err)
+	}
+	if r.dest, err = parseOut(f.out); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+type gitlabVerifyFlags struct {
+	gitlabRangeFlags
+	asJSON bool
 }
 
 func (t *tree) gitlabVerify() *ffcli.Command {
@@ -241,17 +301,8 @@ Examples:
   trailfill gitlab verify --group 42 --start 2025-03-01T00:00:00Z --end 2025-03-08T00:00:00Z --out s3://audit-archive/org
   trailfill gitlab verify --instance --layout gitlab-s3 --start 2025-03-01T00:00:00Z --end 2025-04-01T00:00:00Z --out s3://gitlab-audit/prod --json`,
 		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&f.group, "group", "", "group id or full path")
-			fs.StringVar(&f.project, "project", "", "project id or full path")
-			fs.BoolVar(&f.instance, "instance", false, "instance audit events")
-			fs.StringVar(&f.start, "start", "", "start of the range, inclusive (RFC 3339)")
-			fs.StringVar(&f.end, "end", "", "end of the range, exclusive (RFC 3339)")
-			fs.StringVar(&f.out, "out", "./archive", "archive: a folder or s3://bucket/prefix")
-			fs.StringVar(&f.source, "source", gitlab.DefaultSource, "source name of the default layout's keys")
-			fs.StringVar(&f.layout, "layout", contract.GitLabLayoutDefault, layoutUsage)
-			fs.DurationVar(&f.window, "window", gitlab.DefaultWindow, "the window length the backfill used")
+			f.register(fs, "the window length the backfill used")
 			fs.BoolVar(&f.asJSON, "json", false, "print the report as JSON on stdout")
-			fs.StringVar(&f.profile, "profile", "", "AWS profile for an s3:// archive (default: AWS_PROFILE)")
 		},
 		exec: func(ctx context.Context, args []string) error {
 			if err := noArgs("gitlab verify", args); err != nil {
@@ -264,41 +315,16 @@ Examples:
 
 func (t *tree) gitlabVerifyExec(ctx context.Context, f gitlabVerifyFlags) error {
 	env := t.env
-	scope, err := parseScope(f.group, f.project, f.instance)
-	if err != nil {
-		return err
-	}
-	start, err := validate.Instant("start", f.start)
-	if err != nil {
-		return usageError{err}
-	}
-	end, err := validate.Instant("end", f.end)
-	if err != nil {
-		return usageError{err}
-	}
-	if err := validate.Range(start, end, env.Now(), true); err != nil {
-		return usageError{err}
-	}
-	if err := gitlab.ValidateWindow(f.window); err != nil {
-		return usagef("--window: %w", err)
-	}
-	layout, err := parseLayout(f.layout)
-	if err != nil {
-		return err
-	}
-	if err := gitlab.ValidateSource(f.source); err != nil {
-		return usagef("--source: %w", err)
-	}
-	dest, err := parseOut(f.out)
+	r, err := f.parse(env.Now())
 	if err != nil {
 		return err
 	}
 	t.deps.profile = f.profile
-	store, err := t.deps.Store(ctx, dest, archive.S3Options{})
+	store, err := t.deps.Store(ctx, r.dest, archive.S3Options{})
 	if err != nil {
-		return fmt.Errorf("open %s: %w", dest, err)
+		return fmt.Errorf("open %s: %w", r.dest, err)
 	}
-	rep, err := gitlab.Verify(ctx, gitlab.VerifyOptions{Store: store, Layout: layout, Source: f.source, Scope: scope, Start: start, End: end, Window: f.window})
+	rep, err := gitlab.Verify(ctx, gitlab.VerifyOptions{Store: store, Layout: r.layout, Source: f.source, Scope: r.scope, Start: r.start, End: r.end, Window: f.window})
 	if err != nil {
 		return fmt.Errorf("verify %s (check read access to the archive): %w", store, err)
 	}
@@ -334,11 +360,11 @@ func (t *tree) gitlabVerifyExec(ctx context.Context, f gitlabVerifyFlags) error 
 }
 
 type gitlabBackfillFlags struct {
-	url, group, project, start, end, out, source, profile, layout string
-	instance, asJSON                                              bool
-	window                                                        time.Duration
-	concurrency, nativeLookahead                                  int
-	rps                                                           float64
+	gitlabRangeFlags
+	url                          string
+	asJSON                       bool
+	concurrency, nativeLookahead int
+	rps                          float64
 }
 
 func (t *tree) gitlabBackfill() *ffcli.Command {
@@ -358,20 +384,11 @@ Examples:
     --start 2025-03-01T00:00:00Z --end 2025-03-08T00:00:00Z --out s3://audit-archive/org`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&f.url, "url", "", "GitLab instance URL, like https://gitlab.com (required)")
-			fs.StringVar(&f.group, "group", "", "group id or full path")
-			fs.StringVar(&f.project, "project", "", "project id or full path (like my-group/my-project)")
-			fs.BoolVar(&f.instance, "instance", false, "instance audit events (administrator token, self-managed/Dedicated)")
-			fs.StringVar(&f.start, "start", "", "start of the range, inclusive (RFC 3339)")
-			fs.StringVar(&f.end, "end", "", "end of the range, exclusive (RFC 3339, not in the future)")
-			fs.StringVar(&f.out, "out", "./archive", "archive destination: a folder or s3://bucket/prefix")
-			fs.StringVar(&f.source, "source", gitlab.DefaultSource, "source name in keys: GitLab/<source>/YYYY/MM/DD/<id>.json")
-			fs.DurationVar(&f.window, "window", gitlab.DefaultWindow, "window length: divides 24h, or whole days up to 720h")
-			fs.StringVar(&f.layout, "layout", contract.GitLabLayoutDefault, layoutUsage)
+			f.register(fs, "window length: divides 24h, or whole days up to 720h")
 			fs.IntVar(&f.nativeLookahead, "native-lookahead", gitlab.DefaultNativeLookahead, "gitlab-s3: months after an event's month searched for GitLab's own copy (1 to 12)")
 			fs.IntVar(&f.concurrency, "concurrency", 2, "windows read at once")
 			fs.Float64Var(&f.rps, "rps", 5, "at most this many API requests per second (0: no limit)")
 			fs.BoolVar(&f.asJSON, "json", false, "print the summary as JSON on stdout")
-			fs.StringVar(&f.profile, "profile", "", "AWS profile for an s3:// destination (default: AWS_PROFILE)")
 		},
 		exec: func(ctx context.Context, args []string) error {
 			if err := noArgs("gitlab backfill", args); err != nil {
@@ -390,41 +407,15 @@ func (t *tree) gitlabBackfillExec(ctx context.Context, f gitlabBackfillFlags) er
 	if _, err := gitlab.ParseBaseURL(f.url); err != nil {
 		return usagef("--url: %w", err)
 	}
-	scope, err := parseScope(f.group, f.project, f.instance)
+	r, err := f.parse(env.Now())
 	if err != nil {
 		return err
-	}
-	start, err := validate.Instant("start", f.start)
-	if err != nil {
-		return usageError{err}
-	}
-	end, err := validate.Instant("end", f.end)
-	if err != nil {
-		return usageError{err}
-	}
-	// GitLab keeps audit events for good: no lookback limit.
-	if err := validate.Range(start, end, env.Now(), true); err != nil {
-		return usageError{err}
-	}
-	if err := gitlab.ValidateWindow(f.window); err != nil {
-		return usagef("--window: %w", err)
 	}
 	if f.concurrency < 1 || f.concurrency > 32 {
 		return usagef("--concurrency %d: use 1 to 32", f.concurrency)
 	}
 	if f.rps < 0 {
 		return usagef("--rps %g: use 0 (no limit) or a positive rate", f.rps)
-	}
-	dest, err := parseOut(f.out)
-	if err != nil {
-		return err
-	}
-	if err := gitlab.ValidateSource(f.source); err != nil {
-		return usagef("--source: %w", err)
-	}
-	layout, err := parseLayout(f.layout)
-	if err != nil {
-		return err
 	}
 	if err := gitlab.ValidateNativeLookahead(f.nativeLookahead); err != nil {
 		return usagef("--native-lookahead: %w", err)
@@ -445,12 +436,13 @@ func (t *tree) gitlabBackfillExec(ctx context.Context, f gitlabBackfillFlags) er
 		client.Limit = rate.NewLimiter(rate.Limit(f.rps), max(1, int(f.rps)))
 	}
 	t.deps.profile = f.profile
-	store, err := t.deps.Store(ctx, dest, archive.S3Options{})
+	store, err := t.deps.Store(ctx, r.dest, archive.S3Options{})
 	if err != nil {
-		return fmt.Errorf("open %s: %w", dest, err)
+		return fmt.Errorf("open %s: %w", r.dest, err)
 	}
+	scope, start, end := r.scope, r.start, r.end
 	b := &gitlab.Backfill{
-		Client: client, Store: store, Source: f.source, Scope: scope, Window: f.window, Layout: layout,
+		Client: client, Store: store, Source: f.source, Scope: scope, Window: f.window, Layout: r.layout,
 		NativeLookahead: f.nativeLookahead, Concurrency: f.concurrency, Logger: logger, Now: env.Now,
 	}
 	windows := archive.CountWindows(start, end, f.window)
