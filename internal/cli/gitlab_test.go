@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/trailfill/trailfill/internal/emulator"
 	"github.com/trailfill/trailfill/internal/gitlab"
 	"github.com/trailfill/trailfill/internal/gitlab/gitlabemu"
+	"github.com/trailfill/trailfill/internal/testkit"
 	"github.com/trailfill/trailfill/statemachine/local"
 )
 
@@ -26,22 +25,8 @@ const apiToken = "glpat-cli-test-0123456789"
 
 var glNow = time.Date(2025, 3, 10, 0, 0, 0, 0, time.UTC)
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a log sink safe for concurrent writers.
+type syncBuffer = testkit.SyncBuffer
 
 // gitlabEnv is the environment of a gitlab command: its backoff waits
 // advance a fake clock instead of taking time.

@@ -528,3 +528,21 @@ func Between(evs []Event, from, to time.Time) []Event {
 	}
 	return out
 }
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writers (a log sink).
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
