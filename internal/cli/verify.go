@@ -404,13 +404,16 @@ func printVerifyTable(env *Env, r *VerifyReport) {
 	_ = tw.Flush()
 	window := time.Duration(r.WindowMinutes) * time.Minute
 	end, _ := time.Parse(time.RFC3339, r.End)
-	if t.Missing > 0 {
-		fmt.Fprintln(w, "\nmissing windows:")
+	runs := func(title string, starts func(*archive.PartitionReport) []time.Time) {
+		fmt.Fprintln(w, "\n"+title)
 		for _, p := range r.Partitions {
-			for _, run := range windowRuns(p.MissingWindows, window, end) {
+			for _, run := range windowRuns(starts(p), window, end) {
 				fmt.Fprintf(w, "  %s/%s: %s\n", p.Account, p.Region, run)
 			}
 		}
+	}
+	if t.Missing > 0 {
+		runs("missing windows:", func(p *archive.PartitionReport) []time.Time { return p.MissingWindows })
 	}
 	if t.Corrupt > 0 {
 		fmt.Fprintln(w, "\ncorrupt windows (manifest, then each object that fails):")
@@ -424,12 +427,8 @@ func printVerifyTable(env *Env, r *VerifyReport) {
 		}
 	}
 	if t.Provisional > 0 {
-		fmt.Fprintln(w, "\nprovisional windows (archived less than the settling margin after their end; run the backfill again later):")
-		for _, p := range r.Partitions {
-			for _, run := range windowRuns(p.ProvisionalWindows, window, end) {
-				fmt.Fprintf(w, "  %s/%s: %s\n", p.Account, p.Region, run)
-			}
-		}
+		runs("provisional windows (archived less than the settling margin after their end; run the backfill again later):",
+			func(p *archive.PartitionReport) []time.Time { return p.ProvisionalWindows })
 	}
 	if t.Duplicated > 0 {
 		fmt.Fprintln(w, "\nwindows whose events native delivery and trailfill both hold (run trailfill reconcile):")
