@@ -393,7 +393,7 @@ func TestPlanAndStartWithTrail(t *testing.T) {
 	cfn := emulator.NewCloudFormation(w.emu)
 	cfn.AddStack(twMgmt, "us-east-1", "trailfill", map[string]string{
 		"StateMachineArn": tfMachine, "ArchiveBucket": "org-archive", "ArchivePrefix": "central",
-		"ArchiveDestination": "s3://org-archive/central", "ReadRoleName": contract.DefaultRoleName,
+		"ArchiveDestination": "s3://org-archive/central", "ReadRoleName": contract.DefaultRoleName, contract.OutputStagingBucket: tfStaging,
 	})
 	code, stdout, stderr = w.main(t, w.cfg, append([]string{"start", "--dry-run", "--trail", "org-trail", "--regions", "us-east-1"}, rangeArgs()...)...)
 	if code != ExitOK {
