@@ -134,13 +134,17 @@ type Result struct {
 }
 
 // Progress holds counters shared by all partitions of a backfill, for progress
-// display. All fields are updated atomically.
+// display, and what the engine knows of each partition (Partition,
+// Partitions: time covered and left, pages read and estimated left). All
+// fields are updated atomically.
 type Progress struct {
 	Events       atomic.Int64
 	Files        atomic.Int64
 	WindowsDone  atomic.Int64
 	WindowsTotal atomic.Int64
 	Pages        atomic.Int64
+
+	parts partitions
 }
 
 type run struct {
@@ -160,6 +164,7 @@ type run struct {
 	windows []*window
 	queue   []*rng
 	active  map[*rng]bool
+	sched   scheduler
 	latency float64 // EWMA of LookupEvents latency, seconds
 	stop    bool
 	err     error
