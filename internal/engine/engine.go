@@ -13,7 +13,9 @@
 //     sparse stretch of days costs one request. Bounds are inclusive and whole
 //     seconds: [from, to) is asked as StartTime=from, EndTime=to-1s, and events
 //     at or after to are dropped. Dense ranges are split between pagers to hide
-//     latency. Nothing is truncated.
+//     latency; schedule.go decides how many pagers, where ranges are cut and
+//     which part goes first (the oldest: LookupEvents forgets events older
+//     than 90 days). Nothing is truncated.
 //   - slices.go: which parts of each 5-minute slice are read (pure, table
 //     tested); a slice is written as soon as everything pending in it is read.
 //   - write.go: trail files are created, never replaced. Before a slice is

@@ -29,7 +29,6 @@ type rng struct {
 	// The density of its latest pages: events and time read, each page
 	// weighing twice the one before.
 	recentEvents, recentSecs float64
-	urgent                   bool // queued to start at once, whatever the number of pagers
 }
 
 // scheduler is the run's scheduling state (schedule.go), guarded by run.mu.
@@ -53,14 +52,14 @@ type scheduler struct {
 
 // take hands the next queued range to a pager, or nil when there is nothing left
 // to do (or the run is stopping). Queued ranges start only while fewer pagers
-// are busy than the scheduler wants (or they are urgent); the oldest first.
+// are busy than the scheduler wants; the oldest first.
 func (r *run) take() *rng {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.startSpeculation()
 	for !r.stop {
-		if i := r.startable(); i >= 0 {
-			rg := r.next(i)
+		if len(r.queue) > 0 && len(r.active) < r.allowed() {
+			rg := r.next()
 			r.active[rg] = true
 			return rg
 		}
@@ -76,23 +75,6 @@ func (r *run) take() *rng {
 	return nil
 }
 
-// startable is the index of the queued range to start now, or -1. Called with
-// r.mu held.
-func (r *run) startable() int {
-	if len(r.queue) == 0 {
-		return -1
-	}
-	if len(r.active) < r.allowed() {
-		return 0
-	}
-	for i, g := range r.queue {
-		if g.urgent {
-			return i
-		}
-	}
-	return -1
-}
-
 // allowed is how many ranges may be read at once. Called with r.mu held.
 func (r *run) allowed() int {
 	if !r.sched.answered {
@@ -101,13 +83,13 @@ func (r *run) allowed() int {
 	return max(1, r.sched.want)
 }
 
-// next takes the i-th queued range off the queue; when it holds more than a
-// pager's share, only its oldest part (it is cut in as many parts as it holds
-// shares; the rest stays queued). Called with r.mu held.
-func (r *run) next(i int) *rng {
-	g := r.queue[i]
+// next takes the oldest queued range off the queue; when it holds more than
+// a pager's share, only its oldest part (it is cut in as many parts as it
+// holds shares; the rest stays queued). Called with r.mu held.
+func (r *run) next() *rng {
+	g := r.queue[0]
 	s := &r.sched
-	if s.answered && !g.urgent {
+	if s.answered {
 		d := r.partitionDensity()
 		events := d * g.floor.Sub(g.lo).Seconds()
 		if n := parts(events, s.share); n > 1 {
@@ -119,7 +101,7 @@ func (r *run) next(i int) *rng {
 			}
 		}
 	}
-	r.queue = append(r.queue[:i], r.queue[i+1:]...)
+	r.queue = r.queue[1:]
 	return g
 }
 
@@ -360,11 +342,11 @@ func (r *run) cover(from, to time.Time) []*slice {
 	return complete
 }
 
-// rebalance keeps enough pagers busy to hide the measured latency, as many as
-// the cut budget affords: while fewer ranges are read or queued than that,
-// the donor (schedule.go) gives its oldest part to the next free pager. A
-// range that would be read alone at the end (a laggard) gives its excess to
-// one more pager at once. Called with r.mu held.
+// rebalance keeps enough pagers busy to hide the measured latency: while
+// fewer ranges are read or queued than that, the donor (schedule.go) gives its
+// oldest part to the next free pager. A range of a long backlog keeps one
+// chunk and queues the rest, which is handed out oldest first. Called with
+// r.mu held.
 func (r *run) rebalance() {
 	s := &r.sched
 	if !s.answered {
@@ -379,7 +361,7 @@ func (r *run) rebalance() {
 	cs := make([]candidate, len(ranges))
 	remaining := 0.0
 	for i, rg := range ranges {
-		cs[i] = candidate{lo: rg.lo, events: r.estimate(rg, d), received: rg.received, answered: rg.answered}
+		cs[i] = candidate{lo: rg.lo, events: r.estimate(rg, d), answered: rg.answered}
 		remaining += cs[i].events
 	}
 	for _, g := range r.queue {
@@ -389,13 +371,13 @@ func (r *run) rebalance() {
 	s.want = min(concurrency(r.job.Limiter.Rate(), r.latencyHigh(), r.cfg.MaxPagers), chains)
 	s.share = chainPages(remaining/PageSize, s.want)
 	cut := false
-	give := func(i int, events float64, urgent bool) bool {
+	give := func(i int, events float64) bool {
 		rg := ranges[i]
 		c, ok := cutAbove(rg.lo, rg.floor, events, r.rangeDensity(rg, d))
 		if !ok {
 			return false
 		}
-		r.queue = append(r.queue, &rng{qFrom: rg.lo, qTo: c, lo: rg.lo, floor: c, urgent: urgent})
+		r.queue = append(r.queue, &rng{qFrom: rg.lo, qTo: c, lo: rg.lo, floor: c})
 		rg.lo = c
 		cs[i].lo, cs[i].events = c, cs[i].events-events
 		s.cuts++
@@ -424,13 +406,8 @@ func (r *run) rebalance() {
 		if i < 0 {
 			break
 		}
-		if e := giveEvents(cs[i].events, s.share); e <= 0 || !give(i, e, false) {
+		if e := giveEvents(cs[i].events, s.share); e <= 0 || !give(i, e) {
 			break
-		}
-	}
-	if len(r.queue) == 0 && len(r.active) < r.cfg.MaxPagers && s.cuts < chains-1+laggardCuts {
-		if i, e := laggard(cs); i >= 0 {
-			give(i, e, true)
 		}
 	}
 	if cut {

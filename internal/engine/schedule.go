@@ -19,13 +19,14 @@ import (
 // that page is uniform, so a cut costs half a request on average wherever it
 // is made. Hence:
 //   - cuts are made only as often as the latency needs: no more pagers than
-//     rate x latency (concurrency), and no more than the run's pages afford
+//     rate x latency (concurrency), and no more ranges than pages
 //     (maxChains);
 //   - cuts are sized by the observed density so that every pager ends in the
 //     same round: a pager left with more than the others would read it alone
-//     at one page per round trip while the quota idles (giveEvents,
-//     isLaggard); near the end, where a part is a page or two and its count
-//     is nearly known, cuts are placed at page multiples (alignedEvents);
+//     at one page per round trip while the quota idles; a pager that comes
+//     free takes part of the range with most left (donor, giveEvents); near
+//     the end, where a part is a page or two and its count is nearly known,
+//     cuts are placed at page multiples (alignedEvents);
 //   - before the first answer nothing is known about the density: a range
 //     whose first answer is late is cut blind into at most specPieces pieces,
 //     which bounds what a sparse or empty range costs;
@@ -43,17 +44,6 @@ const (
 	// the quota busy anyway, and a quick answer about a sparse range saves
 	// the blind requests.
 	minSpecDelay = 250 * time.Millisecond
-	// cutBudget bounds the pagers of a run to this share of its pages: each
-	// pager's range ends in a partly filled page (half a request on average,
-	// a little more with the rounding of seconds), which keeps the requests
-	// within about a tenth of the pages.
-	cutBudget = 0.15
-	// laggardCuts is how many cuts beyond the budget a run may spend on a
-	// range that would otherwise be read alone at the end (isLaggard).
-	laggardCuts = 1
-	// laggardPages: a range holding this many pages more than the mean of the
-	// others (beyond the uncertainty of its estimate) is a laggard.
-	laggardPages = 1.5
 	// alignPages: parts of at most this many pages are cut at page
 	// multiples; the count of larger ones is uncertain by more than the
 	// margin.
@@ -80,10 +70,11 @@ func concurrency(rate float64, high time.Duration, maxPagers int) int {
 	return min(max(k, 1), max(maxPagers, 1))
 }
 
-// maxChains is how many pagers a run of pages pages in all (read and still to
-// read) may keep busy at once (cutBudget).
+// maxChains is how many ranges a run of pages pages in all (read and still to
+// read) may be cut into: one per page at most (a range costs at least a
+// request).
 func maxChains(pages float64) int {
-	return max(1, int(math.Round(cutBudget*pages)))
+	return max(1, int(pages))
 }
 
 // specDelay is how long the first answer may take before the next blind piece
@@ -178,23 +169,10 @@ func alignedEvents(events float64) float64 {
 // pagesFor is how many pages a range of events takes.
 func pagesFor(events float64) float64 { return math.Ceil(events / PageSize) }
 
-// isLaggard reports whether a range estimated to hold events (from received
-// events of its own) will still be read, alone, after the others (holding
-// mean events each) are done: it holds laggardPages more than they do,
-// beyond twice the uncertainty of its estimate (a count of received events is
-// uncertain by its square root), and the others are near enough their end
-// that the excess, given to one more pager now, is read by then.
-func isLaggard(events, mean float64, received int) bool {
-	excess := (events - mean) / PageSize
-	sigma := events / PageSize / math.Sqrt(float64(max(received, 1)))
-	return excess > laggardPages+2*sigma && mean/PageSize <= excess+1
-}
-
 // candidate is what the scheduler knows of a range being read.
 type candidate struct {
 	lo       time.Time // where it stops: the oldest time it still reads
 	events   float64   // estimated events left to read
-	received int       // events it has received itself
 	answered bool      // it has had an answer (its density is its own)
 }
 
@@ -225,35 +203,6 @@ func donor(cs []candidate, share float64) int {
 		}
 	}
 	return best
-}
-
-// laggard picks the range with an answer that holds most, and reports how
-// many events it should give to one more pager now (isLaggard); -1 when
-// none should.
-func laggard(cs []candidate) (int, float64) {
-	if len(cs) < 2 {
-		return -1, 0
-	}
-	best, total := -1, 0.0
-	for i, c := range cs {
-		total += c.events
-		if c.answered && (best < 0 || c.events > cs[best].events) {
-			best = i
-		}
-	}
-	if best < 0 {
-		return -1, 0
-	}
-	b := cs[best]
-	mean := (total - b.events) / float64(len(cs)-1)
-	if !isLaggard(b.events, mean, b.received) {
-		return -1, 0
-	}
-	give := b.events - mean
-	if give <= alignPages*PageSize {
-		give = alignedEvents(give)
-	}
-	return best, give
 }
 
 // cutAt is the whole second below hi that leaves about events in [cut, hi)

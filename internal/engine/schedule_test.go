@@ -39,7 +39,7 @@ func TestMaxChains(t *testing.T) {
 	for _, tc := range []struct {
 		pages float64
 		want  int
-	}{{0, 1}, {1, 1}, {10, 2}, {40, 6}, {60, 9}, {200, 30}} {
+	}{{0, 1}, {0.5, 1}, {1, 1}, {2.7, 2}, {40, 40}} {
 		t.Run(fmtFloat(tc.pages), func(t *testing.T) {
 			if got := maxChains(tc.pages); got != tc.want {
 				t.Fatalf("maxChains(%v) = %d, want %d", tc.pages, got, tc.want)
@@ -187,28 +187,6 @@ func TestGiveEvents(t *testing.T) {
 	}
 }
 
-func TestIsLaggard(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		name     string
-		events   float64
-		mean     float64
-		received int
-		want     bool
-	}{
-		{"near the end, well known, far behind", 250, 100, 500, true},
-		{"near the end but only a page behind", 150, 100, 500, false},
-		{"far behind but its estimate rests on a few events", 250, 100, 20, false},
-		{"far behind, but the others have long to go: later", 500, 300, 1000, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := isLaggard(tc.events, tc.mean, tc.received); got != tc.want {
-				t.Fatalf("isLaggard(%v, %v, %d) = %v, want %v", tc.events, tc.mean, tc.received, got, tc.want)
-			}
-		})
-	}
-}
-
 func TestDonor(t *testing.T) {
 	t.Parallel()
 	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
@@ -241,34 +219,6 @@ func TestDonor(t *testing.T) {
 	}
 }
 
-func TestLaggard(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		name      string
-		cs        []candidate
-		wantIndex int
-		wantGive  float64
-	}{
-		{"one far behind near the end", []candidate{
-			{events: 100, received: 500, answered: true}, {events: 300, received: 600, answered: true}, {events: 100, received: 500, answered: true},
-		}, 1, 200},
-		{"balanced", []candidate{
-			{events: 100, received: 500, answered: true}, {events: 120, received: 500, answered: true},
-		}, -1, 0},
-		{"alone", []candidate{{events: 1000, received: 500, answered: true}}, -1, 0},
-		{"the long one has no answer yet", []candidate{
-			{events: 100, received: 500, answered: true}, {events: 900},
-		}, -1, 0},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			i, give := laggard(tc.cs)
-			if i != tc.wantIndex || math.Abs(give-tc.wantGive) > 1e-9 {
-				t.Fatalf("laggard = %d, %v; want %d, %v", i, give, tc.wantIndex, tc.wantGive)
-			}
-		})
-	}
-}
-
 func TestCutAbove(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -288,6 +238,29 @@ func TestCutAbove(t *testing.T) {
 			got, ok := cutAbove(tc.lo, tc.hi, tc.events, tc.perSec)
 			if ok != tc.ok || !got.Equal(tc.want) {
 				t.Fatalf("cutAbove = %s, %v; want %s, %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+func TestCutAt(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name           string
+		lo, hi         time.Time
+		events, perSec float64
+		want           time.Time
+		ok             bool
+	}{
+		{"events at the density below the top, whole seconds", t0, t0.Add(time.Hour), 100, 0.3, t0.Add(time.Hour - 334*time.Second), true},
+		{"more than the range holds", t0, t0.Add(100 * time.Second), 100, 0.5, time.Time{}, false},
+		{"too close to the top", t0, t0.Add(time.Hour), 1, 1, time.Time{}, false},
+		{"no density", t0, t0.Add(time.Hour), 100, 0, time.Time{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := cutAt(tc.lo, tc.hi, tc.events, tc.perSec)
+			if ok != tc.ok || !got.Equal(tc.want) {
+				t.Fatalf("cutAt = %s, %v; want %s, %v", got, ok, tc.want, tc.ok)
 			}
 		})
 	}

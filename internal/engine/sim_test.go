@@ -107,9 +107,6 @@ func (s *simAPI) LookupEvents(ctx context.Context, in *cloudtrail.LookupEventsIn
 		rec := fmt.Sprintf(`{"eventID":%q,"eventTime":%q}`, e.id, e.t.Format(time.RFC3339))
 		out.Events = append(out.Events, types.Event{EventId: aws.String(e.id), EventTime: aws.Time(e.t), CloudTrailEvent: aws.String(rec)})
 	}
-	if os.Getenv("SIM_TRACE") != "" {
-		fmt.Printf("%7.1f q=[%s,%s] tok=%v n=%d\n", time.Since(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)).Seconds(), from.Format("02T15:04"), to.Format("02T15:04"), in.NextToken != nil, len(out.Events))
-	}
 	s.mu.Lock()
 	for _, e := range out.Events {
 		s.answered = append(s.answered, simEvent{t: aws.ToTime(e.EventTime), id: aws.ToString(e.EventId)})
