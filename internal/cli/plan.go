@@ -10,6 +10,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
+	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/plan"
 )
 
@@ -58,6 +59,7 @@ Examples:
 			if err != nil {
 				return err
 			}
+			t.warnExpiry(spec, p.Partitions, contract.DefaultMaxConcurrency, perHour)
 			if asJSON {
 				enc := json.NewEncoder(t.env.Stdout)
 				enc.SetIndent("", "  ")

@@ -153,6 +153,7 @@ func (t *tree) startExec(ctx context.Context, fs *flag.FlagSet, f rangeFlags, s 
 		}
 		return err
 	}
+	t.warnExpiry(spec, len(parts), maxConc, 0)
 	input := spec.input(parts, "", maxConc)
 	body, err := json.Marshal(input)
 	if err != nil {
