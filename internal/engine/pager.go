@@ -26,9 +26,17 @@ type rng struct {
 	lo, floor  time.Time
 	received   int  // events received in [floor, qTo), whatever the trail keeps
 	answered   bool // it has had an answer: its density is its own
-	// The density of its latest pages: events and time read, each page
-	// weighing twice the one before.
-	recentEvents, recentSecs float64
+	// Events and time read completely by its latest two pages: its recent
+	// density.
+	lastEvents [2]int
+	lastSecs   [2]float64
+	// Density probes (probe): a probe is queued to start at once (urgent)
+	// and reports the density at its top to the range it was cut from
+	// (donor), which then knows the density ahead of it (ahead, aheadKnown)
+	// until it is cut again; probing: a probe of it has not answered yet.
+	urgent, probing, aheadKnown bool
+	donor                       *rng
+	ahead                       float64
 }
 
 // scheduler is the run's scheduling state (schedule.go), guarded by run.mu.
@@ -58,8 +66,8 @@ func (r *run) take() *rng {
 	defer r.mu.Unlock()
 	r.startSpeculation()
 	for !r.stop {
-		if len(r.queue) > 0 && len(r.active) < r.allowed() {
-			rg := r.next()
+		if i := r.startable(); i >= 0 {
+			rg := r.next(i)
 			r.active[rg] = true
 			return rg
 		}
@@ -75,6 +83,24 @@ func (r *run) take() *rng {
 	return nil
 }
 
+// startable is the index of the queued range to start now, or -1: the
+// oldest while fewer ranges are read than allowed, else an urgent one (a
+// probe). Called with r.mu held.
+func (r *run) startable() int {
+	if len(r.queue) == 0 {
+		return -1
+	}
+	if len(r.active) < r.allowed() {
+		return 0
+	}
+	for i, g := range r.queue {
+		if g.urgent {
+			return i
+		}
+	}
+	return -1
+}
+
 // allowed is how many ranges may be read at once. Called with r.mu held.
 func (r *run) allowed() int {
 	if !r.sched.answered {
@@ -83,13 +109,14 @@ func (r *run) allowed() int {
 	return max(1, r.sched.want)
 }
 
-// next takes the oldest queued range off the queue; when it holds more than
-// a pager's share, only its oldest part (it is cut in as many parts as it
-// holds shares; the rest stays queued). Called with r.mu held.
-func (r *run) next() *rng {
-	g := r.queue[0]
+// next takes the i-th queued range off the queue; when it holds more than a
+// pager's share, only its oldest part (it is cut in as many parts as it holds
+// shares; the rest stays queued). A probe is taken whole. Called with r.mu
+// held.
+func (r *run) next(i int) *rng {
+	g := r.queue[i]
 	s := &r.sched
-	if s.answered {
+	if s.answered && !g.urgent {
 		d := r.partitionDensity()
 		events := d * g.floor.Sub(g.lo).Seconds()
 		if n := parts(events, s.share); n > 1 {
@@ -101,7 +128,7 @@ func (r *run) next() *rng {
 			}
 		}
 	}
-	r.queue = r.queue[1:]
+	r.queue = append(r.queue[:i], r.queue[i+1:]...)
 	return g
 }
 
@@ -231,6 +258,7 @@ func (r *run) absorb(ctx context.Context, rg *rng, events []types.Event, last bo
 			t.Stop()
 		}
 	}
+	firstPage := !rg.answered
 	rg.answered = true
 	received := rg.received
 	sec := took.Seconds()
@@ -310,8 +338,14 @@ func (r *run) absorb(ctx context.Context, rg *rng, events []types.Event, last bo
 	r.sched.pages++
 	r.sched.seenEvents += int64(n)
 	r.sched.seenSecs += read.Seconds()
-	rg.recentEvents = rg.recentEvents/2 + float64(n)
-	rg.recentSecs = rg.recentSecs/2 + read.Seconds()
+	rg.lastEvents = [2]int{rg.lastEvents[1], n}
+	rg.lastSecs = [2]float64{rg.lastSecs[1], read.Seconds()}
+	if d := rg.donor; firstPage && d != nil && r.active[d] {
+		// A probe's first page: the density ahead of its donor.
+		d.ahead, d.aheadKnown, d.probing = float64(n)/max(read.Seconds(), 1), true, false
+		r.probe(d)
+	}
+	r.probe(rg)
 	r.pageProgress(read)
 	r.rebalance()
 	r.mu.Unlock()
@@ -429,13 +463,68 @@ func (r *run) rangeDensity(rg *rng, partition float64) float64 {
 	return density(rg.received, rg.qTo.Sub(rg.floor).Seconds(), partition)
 }
 
-// recentDensity is the density of a range's latest pages (the partition's
-// before it has any). Called with r.mu held.
+// recentDensity is the density of a range's latest two pages (the
+// partition's before it has any). Called with r.mu held.
 func (rg *rng) recentDensity(partition float64) float64 {
-	if rg.recentSecs <= 0 {
+	secs := rg.lastSecs[0] + rg.lastSecs[1]
+	if secs <= 0 {
 		return partition
 	}
-	return rg.recentEvents / rg.recentSecs
+	return float64(rg.lastEvents[0]+rg.lastEvents[1]) / secs
+}
+
+// aheadDensity is what is known of the density ahead of a range (below its
+// floor): what a probe showed at its lower bound, else the density of what it
+// read before its latest two pages; ok is false when neither is known.
+// Called with r.mu held.
+func (rg *rng) aheadDensity() (float64, bool) {
+	if rg.aheadKnown {
+		return rg.ahead, true
+	}
+	events := rg.received - rg.lastEvents[0] - rg.lastEvents[1]
+	secs := rg.qTo.Sub(rg.floor).Seconds() - rg.lastSecs[0] - rg.lastSecs[1]
+	if events < PageSize || secs <= 0 {
+		return 0, false
+	}
+	return float64(events) / secs, true
+}
+
+// probe cuts a range's unread part in half when the density ahead of it is
+// uncertain: its latest pages are probeRatio times denser or sparser than
+// what lies ahead, as far as known (isUncertain). The older half starts at
+// once, and its first page shows the density there: repeated, this finds
+// where the density changes within a few requests, and the estimate of the
+// time left stays honest. Called with r.mu held.
+func (r *run) probe(rg *rng) {
+	if rg.probing || !r.active[rg] || rg.lastEvents[0]+rg.lastEvents[1] < PageSize {
+		return
+	}
+	ahead, ok := rg.aheadDensity()
+	if !ok {
+		return
+	}
+	d := r.partitionDensity()
+	remaining := 0.0
+	for a := range r.active {
+		remaining += r.estimate(a, d)
+	}
+	for _, g := range r.queue {
+		remaining += d * g.floor.Sub(g.lo).Seconds()
+	}
+	if !isUncertain(rg.recentDensity(0), ahead, rg.floor.Sub(rg.lo).Seconds(), remaining/PageSize) {
+		return
+	}
+	mid := rg.lo.Add(rg.floor.Sub(rg.lo) / 2).Truncate(time.Second)
+	if mid.Sub(rg.lo) < minCutSpan || rg.floor.Sub(mid) < minCutSpan {
+		return
+	}
+	// What lies below the range lies below the probe: it inherits what is
+	// known of that.
+	r.queue = append(r.queue, &rng{qFrom: rg.lo, qTo: mid, lo: rg.lo, floor: mid, urgent: true, donor: rg, ahead: rg.ahead, aheadKnown: rg.aheadKnown})
+	sort.Slice(r.queue, func(a, b int) bool { return r.queue[a].lo.Before(r.queue[b].lo) })
+	rg.lo, rg.probing, rg.aheadKnown = mid, true, false
+	r.sched.cuts++
+	r.cond.Broadcast()
 }
 
 // estimate is how many events a range still has to read. Called with r.mu held.

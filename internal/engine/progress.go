@@ -158,23 +158,34 @@ func (r *run) pageProgress(d time.Duration) {
 }
 
 // reportProgress records the pages left, as a range: each range's unread time
-// at the lower and the higher of its recent density and its density so far
-// (queued ranges at the partition's). Called with r.mu held.
+// at the lower and the higher of its recent density and the density ahead of
+// it as far as known (its density so far when nothing else is); ranges with
+// no answer yet, and queued ones, between the lowest and the highest density
+// seen. Called with r.mu held.
 func (r *run) reportProgress(partition float64, _ float64) {
 	lo, hi := 0.0, 0.0
 	rlo, rhi := partition, partition
+	var unknown float64
 	for rg := range r.active {
 		span := rg.floor.Sub(rg.lo).Seconds()
-		a, b := r.rangeDensity(rg, partition), rg.recentDensity(partition)
+		if !rg.answered {
+			unknown += span
+			continue
+		}
+		a, ok := rg.aheadDensity()
+		if !ok {
+			a = r.rangeDensity(rg, partition)
+		}
+		b := rg.recentDensity(partition)
 		lo += min(a, b) * span
 		hi += max(a, b) * span
 		rlo, rhi = min(rlo, a, b), max(rhi, a, b)
 	}
 	for _, g := range r.queue {
-		span := g.floor.Sub(g.lo).Seconds()
-		lo += rlo * span
-		hi += rhi * span
+		unknown += g.floor.Sub(g.lo).Seconds()
 	}
+	lo += rlo * unknown
+	hi += rhi * unknown
 	pp := r.progress()
 	pp.pagesLow.Store(lo / PageSize)
 	pp.pagesHigh.Store(hi / PageSize)

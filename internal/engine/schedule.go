@@ -32,7 +32,12 @@ import (
 //     which bounds what a sparse or empty range costs;
 //   - the oldest part is handed out first: LookupEvents forgets events older
 //     than 90 days while the run proceeds, and reads newest first within a
-//     query.
+//     query;
+//   - where the density changes sharply (a burst begins or ends), the range
+//     is probed: its unread part is halved and the older half read at once,
+//     so that its first page shows the density there (isUncertain); a few
+//     such requests tell where the burst ends, and keep the time left
+//     estimated honestly.
 
 const (
 	// specPieces is how many ranges are read at once before the first answer
@@ -53,6 +58,14 @@ const (
 	priorEvents = PageSize
 	// minCutSpan is the shortest range a cut leaves on either side.
 	minCutSpan = 2 * time.Second
+	// probeRatio: a range whose latest pages are this many times denser or
+	// sparser than what lies ahead of it is probed (isUncertain).
+	probeRatio = 4
+	// probePages and probeShare: a range is probed only when its unread
+	// part, at the higher of the two densities, holds at least this many
+	// pages, and this share of the partition's remaining pages.
+	probePages = 3
+	probeShare = 0.3
 )
 
 // maxChunkPages caps a pager's share of a long backlog, so that the rest is
@@ -168,6 +181,19 @@ func alignedEvents(events float64) float64 {
 
 // pagesFor is how many pages a range of events takes.
 func pagesFor(events float64) float64 { return math.Ceil(events / PageSize) }
+
+// isUncertain reports whether the density ahead of a range (below its floor,
+// over unread seconds) is too uncertain to estimate its time left: its recent
+// density and the density ahead, as far as known, differ by probeRatio or
+// more, and the unread part holds, at the higher of them, probePages or more
+// and probeShare or more of the partition's remaining pages (below that the
+// estimate is close enough, and a probe's partly filled page costs more than
+// it tells).
+func isUncertain(recent, ahead, unread, remainingPages float64) bool {
+	hi, lo := max(recent, ahead), min(recent, ahead)
+	pages := hi * unread / PageSize
+	return hi > 0 && hi >= probeRatio*lo && pages >= probePages && pages >= probeShare*remainingPages
+}
 
 // candidate is what the scheduler knows of a range being read.
 type candidate struct {

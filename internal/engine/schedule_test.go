@@ -187,6 +187,30 @@ func TestGiveEvents(t *testing.T) {
 	}
 }
 
+func TestIsUncertain(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name                  string
+		recent, ahead, unread float64
+		remaining             float64
+		want                  bool
+	}{
+		{"a burst begins: dense pages, sparse behind", 1.7, 0.015, 9000, 60, true},
+		{"a burst ends: sparse pages, dense ahead", 0.015, 1.7, 9000, 60, true},
+		{"random arrivals: a page or two's noise", 0.45, 0.4, 9000, 60, false},
+		{"nothing ahead of note: a few pages at most", 1.7, 0.015, 60, 60, false},
+		{"a small part of what is left", 1.7, 0.015, 1000, 200, false},
+		{"an empty stretch ahead", 1.7, 0, 9000, 60, true},
+		{"nothing at all", 0, 0, 9000, 60, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := isUncertain(tc.recent, tc.ahead, tc.unread, tc.remaining); got != tc.want {
+				t.Fatalf("isUncertain(%v, %v, %v, %v) = %v, want %v", tc.recent, tc.ahead, tc.unread, tc.remaining, got, tc.want)
+			}
+		})
+	}
+}
+
 func TestDonor(t *testing.T) {
 	t.Parallel()
 	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"sort"
@@ -137,26 +138,70 @@ type simRun struct {
 	answered  []simEvent
 }
 
+var simStart = time.Date(2025, 6, 2, 8, 0, 0, 0, time.UTC)
+
+// spread is n times uniformly random in [from, from+span), whole seconds.
+func spread(r *rand.Rand, n int, from time.Time, span time.Duration) []time.Time {
+	times := make([]time.Time, n)
+	for i := range times {
+		times[i] = from.Add(time.Duration(r.Int64N(int64(span/time.Second))) * time.Second)
+	}
+	return times
+}
+
 // simulate runs one partition of n events uniformly random over [start,
 // start+span) in a synctest bubble.
 func simulate(t *testing.T, latency time.Duration, n int, span time.Duration, seed uint64) simRun {
+	r := rand.New(rand.NewPCG(seed, 99))
+	return simulateTimes(t, latency, spread(r, n, simStart, span), span, seed, nil)
+}
+
+// estimateSample is the engine's estimate of the time left at one moment.
+type estimateSample struct {
+	at   time.Duration // since the run began
+	left time.Duration // estimated: the middle of the pages left at the quota, and the last answer
+}
+
+// simulateTimes runs one partition of events at the given times over
+// [simStart, simStart+span) in a synctest bubble; with samples, it records
+// the engine's estimate of the time left every quarter second.
+func simulateTimes(t *testing.T, latency time.Duration, times []time.Time, span time.Duration, seed uint64, samples *[]estimateSample) simRun {
 	var res simRun
+	n := len(times)
 	synctest.Test(t, func(t *testing.T) {
-		start := time.Date(2025, 6, 2, 8, 0, 0, 0, time.UTC)
-		r := rand.New(rand.NewPCG(seed, 99))
-		times := make([]time.Time, n)
-		for i := range times {
-			times[i] = start.Add(time.Duration(r.Int64N(int64(span/time.Second))) * time.Second)
-		}
+		start := simStart
 		lim := pace.NewLimiter(pace.MaxRate)
 		api := newSimAPI(lim, latency, latency/10, seed, times)
 		store, err := archive.NewLocalStore(t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
+		progress := &Progress{}
 		began := time.Now()
-		out, err := Run(context.Background(), Config{Store: store, SpoolDir: t.TempDir(), SettleMargin: -1},
+		done := make(chan struct{})
+		sampled := make(chan struct{})
+		go func() {
+			defer close(sampled)
+			if samples == nil {
+				return
+			}
+			for {
+				select {
+				case <-done:
+					return
+				case <-time.After(250 * time.Millisecond):
+				}
+				p := progress.Partition("111111111111", "us-east-1").Snapshot()
+				if p.Known && !p.Done {
+					pages := math.Ceil((p.PagesLow + p.PagesHigh) / 2)
+					*samples = append(*samples, estimateSample{at: time.Since(began), left: time.Duration(pages/p.Rate*float64(time.Second)) + p.Latency})
+				}
+			}
+		}()
+		out, err := Run(context.Background(), Config{Store: store, SpoolDir: t.TempDir(), SettleMargin: -1, Progress: progress},
 			Job{Account: "111111111111", Region: "us-east-1", Start: start, End: start.Add(span), Client: api, Limiter: lim})
+		close(done)
+		<-sampled
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -262,5 +307,43 @@ func TestSimulatedBacklogIsReadOldestFirst(t *testing.T) {
 	}
 	if share(3) > 0.4 {
 		t.Errorf("%.0f%% of the newest quarter was read in the first half of the run, want 40%% at most", 100*share(3))
+	}
+}
+
+// The engine's estimate of the time left, a quarter, half and three quarters
+// of the way through a run, is within a factor of 1.5 of the time that was
+// left: on uniform ranges, and on a sparse range with one dense window (the
+// demo's shape: the density ahead changes, and probes find where).
+func TestSimulatedEstimateIsHonest(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		latency time.Duration
+		times   func(r *rand.Rand) []time.Time
+		span    time.Duration
+	}{
+		{"uniform at 1s", time.Second, func(r *rand.Rand) []time.Time { return spread(r, 3000, simStart, 2*time.Hour) }, 2 * time.Hour},
+		{"uniform at 4s", 4 * time.Second, func(r *rand.Rand) []time.Time { return spread(r, 3000, simStart, 2*time.Hour) }, 2 * time.Hour},
+		{"a dense window in a sparse day, 300ms", 300 * time.Millisecond, func(r *rand.Rand) []time.Time {
+			return append(spread(r, 250, simStart, 6*time.Hour), spread(r, 3000, simStart.Add(2*time.Hour), 30*time.Minute)...)
+		}, 6 * time.Hour},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var samples []estimateSample
+			r := simulateTimes(t, tc.latency, tc.times(rand.New(rand.NewPCG(4, 99))), tc.span, 4, &samples)
+			for _, q := range []float64{0.25, 0.5, 0.75} {
+				at := time.Duration(q * float64(r.wall))
+				i := sort.Search(len(samples), func(i int) bool { return samples[i].at >= at })
+				if i == len(samples) {
+					t.Fatalf("no estimate after %s of %s", at, r.wall)
+				}
+				s := samples[i]
+				real := r.wall - s.at
+				ratio := s.left.Seconds() / real.Seconds()
+				t.Logf("at %.0f%% (%s): estimated %s left, %s were", 100*q, s.at, s.left, real.Round(time.Second/10))
+				if ratio > 1.5 || ratio < 1/1.5 {
+					t.Errorf("at %s of %s: estimated %s left, %s were (ratio %.2f)", s.at, r.wall, s.left, real, ratio)
+				}
+			}
+		})
 	}
 }
