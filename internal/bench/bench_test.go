@@ -44,11 +44,12 @@ type setup struct {
 	clients *awsconf.Clients
 }
 
-// newSetup starts an emulator with the AWS quota and the given latency, with
-// n events spread over [start, start+span) in us-east-1 of each account.
+// newSetup starts an emulator with the AWS quota and the given latency (10%
+// jitter), with n events spread at random over [start, start+span) in
+// us-east-1 of each account.
 func newSetup(b *testing.B, latency time.Duration, n int, span time.Duration) *setup {
 	b.Helper()
-	emu := testkit.StartEmulator(b, emulator.Config{Latency: latency, Jitter: latency / 5, Rate: pace.MaxRate, Seed: 1})
+	emu := testkit.StartEmulator(b, emulator.Config{Latency: latency, Jitter: latency / 10, Rate: pace.MaxRate, Seed: 1})
 	for i, a := range accounts {
 		emu.AddAccount(a, contract.DefaultRoleName)
 		g := fakeevents.New(uint64(i+1), a, "us-east-1")
@@ -58,62 +59,6 @@ func newSetup(b *testing.B, latency time.Duration, n int, span time.Duration) *s
 	}
 	cfg := testkit.AWSConfig(b, emu, accounts[0])
 	return &setup{emu: emu, cfg: cfg, clients: awsconf.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, pace.MaxRate)}
-}
-
-// BenchmarkThroughput: 4 partitions in parallel, each with events dense enough
-// that the quota, not the data, is the limit. Efficiency = ideal time at
-// 2 requests/s (full pages back to back) / wall time, per partition.
-func BenchmarkThroughput(b *testing.B) {
-	n := envInt("BENCH_EVENTS", 10000)
-	for _, lat := range []time.Duration{200 * time.Millisecond, time.Second, 4 * time.Second} {
-		b.Run("latency="+lat.String(), func(b *testing.B) {
-			for range b.N {
-				s := newSetup(b, lat, n, 2*time.Hour)
-				walls := make([]time.Duration, len(accounts))
-				pages := make([]int64, len(accounts))
-				var wg sync.WaitGroup
-				for i, a := range accounts {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						ctx := context.Background()
-						client, lim, err := s.clients.LookupClient(ctx, a, "us-east-1")
-						if err != nil {
-							b.Error(err)
-							return
-						}
-						store, _ := archive.NewLocalStore(b.TempDir())
-						began := time.Now()
-						res, err := engine.Run(ctx, engine.Config{Store: store}, engine.Job{Account: a, Region: "us-east-1", Start: start, End: start.Add(2 * time.Hour), Client: client, Limiter: lim})
-						if err != nil || res.Events != int64(n) {
-							b.Errorf("%s: %d events, %v", a, res.Events, err)
-						}
-						walls[i] = time.Since(began)
-						pages[i] = res.Pages
-					}()
-				}
-				wg.Wait()
-				ideal := time.Duration(float64((n+engine.PageSize-1)/engine.PageSize) / pace.MaxRate * float64(time.Second))
-				worst, sum := 1.0, 0.0
-				var st emulator.Stats
-				for i, w := range walls {
-					e := ideal.Seconds() / w.Seconds()
-					worst = min(worst, e)
-					sum += e
-					ps := s.emu.Stats(accounts[i], "us-east-1")
-					st.Requests += ps.Requests
-					st.Throttled += ps.Throttled
-				}
-				b.ReportMetric(worst, "min-efficiency")
-				b.ReportMetric(sum/float64(len(walls)), "mean-efficiency")
-				b.ReportMetric(float64(n)/walls[0].Seconds(), "events/s/partition")
-				b.ReportMetric(float64(st.Requests)/float64(len(accounts)), "requests/partition")
-				b.ReportMetric(float64(st.Throttled), "throttled")
-				fmt.Printf("figures: throughput latency=%s partitions=4 events/partition=%d ideal=%s wall=%s min-efficiency=%.3f mean-efficiency=%.3f requests/partition=%.0f throttled=%d\n",
-					lat, n, ideal.Round(100*time.Millisecond), walls[0].Round(100*time.Millisecond), worst, sum/float64(len(walls)), float64(st.Requests)/float64(len(accounts)), st.Throttled)
-			}
-		})
-	}
 }
 
 // BenchmarkSeedDesign runs the seed design's reading on the same emulator: per
@@ -156,35 +101,6 @@ func BenchmarkSeedDesign(b *testing.B) {
 		b.ReportMetric(float64(n)/wall.Seconds(), "events/s/partition")
 		fmt.Printf("figures: seed-design latency=%s partitions=4 events/partition=%d ideal=%s wall=%s efficiency=%.3f events-read=%d\n",
 			lat, n, ideal.Round(100*time.Millisecond), wall.Round(100*time.Millisecond), ideal.Seconds()/wall.Seconds(), events.Load())
-	}
-}
-
-// BenchmarkSparseRequests counts LookupEvents requests for a 3-day range holding
-// 30 events, and for an empty one (the seed spends 864 on each).
-func BenchmarkSparseRequests(b *testing.B) {
-	for range b.N {
-		emu := testkit.StartEmulator(b, emulator.Config{Latency: 200 * time.Millisecond, Rate: pace.MaxRate})
-		emu.AddAccount(accounts[0])
-		g := fakeevents.New(9, accounts[0], "eu-west-1")
-		if err := emu.AddEvents(accounts[0], "eu-west-1", g.Spread(30, start, start.Add(72*time.Hour))...); err != nil {
-			b.Fatal(err)
-		}
-		cfg := testkit.AWSConfig(b, emu, accounts[0])
-		clients := awsconf.NewClients(cfg, sts.NewFromConfig(cfg), contract.DefaultRoleName, pace.MaxRate)
-		for _, region := range []string{"eu-west-1", "sa-east-1"} {
-			client, lim, err := clients.LookupClient(context.Background(), accounts[0], region)
-			if err != nil {
-				b.Fatal(err)
-			}
-			store, _ := archive.NewLocalStore(b.TempDir())
-			res, err := engine.Run(context.Background(), engine.Config{Store: store}, engine.Job{Account: accounts[0], Region: region, Start: start, End: start.Add(72 * time.Hour), Client: client, Limiter: lim})
-			if err != nil || !res.Complete {
-				b.Fatal(err)
-			}
-			req := emu.Stats(accounts[0], region).Requests
-			b.ReportMetric(float64(req), "requests-"+region)
-			fmt.Printf("figures: sparse range=72h region=%s events=%d windows=%d requests=%d (seed design: 864)\n", region, res.Events, res.WindowsTotal, req)
-		}
 	}
 }
 

@@ -88,6 +88,7 @@ func (t *tree) backfillLocally(ctx context.Context, spec rangeSpec) (*backfill.R
 		return nil, err
 	}
 	defer staging.close(env)
+	t.warnExpiry(spec, len(parts), len(parts), 0)
 	total := int64(archive.CountWindows(spec.Start, spec.End, spec.Window) * len(parts))
 	fmt.Fprintf(env.Stderr, "trailfill: backfilling %s .. %s, %d partition(s), %d window(s), into %s\n",
 		spec.Start.Format(time.RFC3339), spec.End.Format(time.RFC3339), len(parts), total, store)

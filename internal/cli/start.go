@@ -171,6 +171,7 @@ func (t *tree) startExec(ctx context.Context, fs *flag.FlagSet, f rangeFlags, s 
 		}
 		return err
 	}
+	t.warnExpiry(spec, len(parts), maxConc, 0)
 	if dep.Staging == "" {
 		return fmt.Errorf("stack %s has no %s output: redeploy it with this trailfill (make deploy); the state machine reads its partitions from that bucket", dep.Stack, contract.OutputStagingBucket)
 	}

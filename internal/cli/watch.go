@@ -22,6 +22,7 @@ import (
 	"github.com/trailfill/trailfill/internal/clock"
 	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/engine"
+	"github.com/trailfill/trailfill/internal/pace"
 )
 
 // defaultScanInterval is how often watch reads the archive's manifests.
@@ -201,6 +202,10 @@ type snapshot struct {
 	windowsDone  int64
 	windowsTotal int64 // 0: unknown
 	events       int64 // -1: unknown
+	// work is what the manifests show of each partition's reading (nil:
+	// no archive), read by at most slots partitions at once (0: all).
+	work  []backfill.Work
+	slots int
 }
 
 func (s snapshot) partitions() string {
@@ -295,6 +300,8 @@ func (w *watcher) watch(ctx context.Context, arn string) error {
 		snap.windowsDone, snap.events = windowsDone, events
 		if scan == nil {
 			snap.windowsTotal, snap.events = 0, -1
+		} else {
+			snap.work, snap.slots = backfill.WorkFromArchive(scan.Partitions(), pace.MaxRate), in.MaxConcurrency
 		}
 		if first == nil {
 			first = &snap
@@ -445,8 +452,15 @@ func printFailures(w io.Writer, failures []contract.PartitionFailure, failed int
 	}
 }
 
-// eta estimates the time left from the progress made since the watch began.
+// eta estimates the time left. With the archive's manifests it is each
+// partition's windows left at the density of what it has archived, at the
+// quota, partitions in waves of the Map's concurrency (backfill.Estimate: a
+// range, or a lower bound while partitions have archived nothing); without
+// them, the windows or partitions finished since the watch began, projected.
 func eta(first, now snapshot, elapsed time.Duration) string {
+	if now.work != nil {
+		return backfill.Estimate(now.work, now.slots).String()
+	}
 	done0, done, total := first.windowsDone, now.windowsDone, now.windowsTotal
 	if total == 0 && now.items != nil {
 		f := func(s snapshot) int64 {

@@ -13,7 +13,9 @@
 //     sparse stretch of days costs one request. Bounds are inclusive and whole
 //     seconds: [from, to) is asked as StartTime=from, EndTime=to-1s, and events
 //     at or after to are dropped. Dense ranges are split between pagers to hide
-//     latency. Nothing is truncated.
+//     latency; schedule.go decides how many pagers, where ranges are cut and
+//     which part goes first (the oldest: LookupEvents forgets events older
+//     than 90 days). Nothing is truncated.
 //   - slices.go: which parts of each 5-minute slice are read (pure, table
 //     tested); a slice is written as soon as everything pending in it is read.
 //   - write.go: trail files are created, never replaced. Before a slice is
@@ -135,13 +137,17 @@ type Result struct {
 }
 
 // Progress holds counters shared by all partitions of a backfill, for progress
-// display. All fields are updated atomically.
+// display, and what the engine knows of each partition (Partition,
+// Partitions: time covered and left, pages read and estimated left). All
+// fields are updated atomically.
 type Progress struct {
 	Events       atomic.Int64
 	Files        atomic.Int64
 	WindowsDone  atomic.Int64
 	WindowsTotal atomic.Int64
 	Pages        atomic.Int64
+
+	parts partitions
 }
 
 type run struct {
@@ -161,6 +167,7 @@ type run struct {
 	windows []*window
 	queue   []*rng
 	active  map[*rng]bool
+	sched   scheduler
 	latency float64 // EWMA of LookupEvents latency, seconds
 	stop    bool
 	err     error

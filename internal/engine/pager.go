@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sort"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,28 +19,170 @@ import (
 )
 
 // rng is one pager's query: StartTime=qFrom, EndTime=qTo-1s (bound to its NextToken).
-// Events in [floor, qTo) are all received; a split raises lo, where it stops.
+// Events in [floor, qTo) are all received; a cut raises lo, where it stops. A
+// queued rng has no query yet: [lo, floor) is all it has to read.
 type rng struct {
 	qFrom, qTo time.Time
 	lo, floor  time.Time
-	received   int
+	received   int  // events received in [floor, qTo), whatever the trail keeps
+	answered   bool // it has had an answer: its density is its own
+	// Events and time read completely by its latest two pages: its recent
+	// density.
+	lastEvents [2]int
+	lastSecs   [2]float64
+	// Density probes (probe): a probe is queued to start at once (urgent)
+	// and reports the density at its top to the range it was cut from
+	// (donor), which then knows the density ahead of it (ahead, aheadKnown)
+	// until it is cut again; probing: a probe of it has not answered yet.
+	urgent, probing, aheadKnown bool
+	donor                       *rng
+	ahead                       float64
+}
+
+// scheduler is the run's scheduling state (schedule.go), guarded by run.mu.
+type scheduler struct {
+	answered  bool        // some range has had an answer
+	spec      int         // ranges read at once until the first answer
+	specTimer *time.Timer // releases the next blind piece
+	want      int         // pagers to keep busy, once answered
+	share     float64     // pages each of them should read
+	cuts      int         // cuts made, blind ones included
+	// What the answers showed, all ranges together: events received over
+	// the time read completely (the partition's density), and pages.
+	seenEvents int64
+	seenSecs   float64
+	pages      int64
+
+	pp              *PartitionProgress // the partition's, in Config.Progress
+	progressStarted bool
+	progressStopped bool
 }
 
 // take hands the next queued range to a pager, or nil when there is nothing left
-// to do (or the run is stopping).
+// to do (or the run is stopping). Queued ranges start only while fewer pagers
+// are busy than the scheduler wants; the oldest first.
 func (r *run) take() *rng {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for len(r.queue) == 0 && len(r.active) > 0 && !r.stop {
+	r.startSpeculation()
+	for !r.stop {
+		if i := r.startable(); i >= 0 {
+			rg := r.next(i)
+			r.active[rg] = true
+			return rg
+		}
+		if len(r.queue) == 0 && len(r.active) == 0 {
+			break
+		}
 		r.cond.Wait()
 	}
-	if r.stop || len(r.queue) == 0 {
-		return nil
+	if t := r.sched.specTimer; t != nil {
+		t.Stop()
 	}
-	rg := r.queue[0]
-	r.queue = r.queue[1:]
-	r.active[rg] = true
-	return rg
+	r.stopProgress(!r.stop)
+	return nil
+}
+
+// startable is the index of the queued range to start now, or -1: the
+// oldest while fewer ranges are read than allowed, else an urgent one (a
+// probe). Called with r.mu held.
+func (r *run) startable() int {
+	if len(r.queue) == 0 {
+		return -1
+	}
+	if len(r.active) < r.allowed() {
+		return 0
+	}
+	for i, g := range r.queue {
+		if g.urgent {
+			return i
+		}
+	}
+	return -1
+}
+
+// allowed is how many ranges may be read at once. Called with r.mu held.
+func (r *run) allowed() int {
+	if !r.sched.answered {
+		return max(1, r.sched.spec)
+	}
+	return max(1, r.sched.want)
+}
+
+// next takes the i-th queued range off the queue; when it holds more than a
+// pager's share, only its oldest part (it is cut in as many parts as it holds
+// shares; the rest stays queued). A probe is taken whole. Called with r.mu
+// held.
+func (r *run) next(i int) *rng {
+	g := r.queue[i]
+	s := &r.sched
+	if s.answered && !g.urgent {
+		d := r.partitionDensity()
+		events := d * g.floor.Sub(g.lo).Seconds()
+		if n := parts(events, s.share); n > 1 {
+			if c, ok := cutAbove(g.lo, g.floor, events/float64(n), d); ok {
+				s.cuts++
+				chunk := &rng{qFrom: g.lo, qTo: c, lo: g.lo, floor: c}
+				g.qFrom, g.lo = c, c
+				return chunk
+			}
+		}
+	}
+	r.queue = append(r.queue[:i], r.queue[i+1:]...)
+	return g
+}
+
+// startSpeculation arms the timer that, while the first answer is late,
+// starts blind pieces (up to specPieces ranges at once): at the quota's
+// interval, a late answer would otherwise leave the quota idle for the whole
+// first round trip. Called with r.mu held, by every take; arms once.
+func (r *run) startSpeculation() {
+	s := &r.sched
+	if s.spec > 0 {
+		return
+	}
+	s.spec = 1
+	delay := specDelay(r.job.Limiter.Rate())
+	s.specTimer = time.AfterFunc(delay, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if s.answered || r.stop || s.spec >= specPieces {
+			return
+		}
+		s.spec++
+		r.blindCut()
+		r.cond.Broadcast()
+		if s.spec < specPieces {
+			s.specTimer.Reset(delay)
+		}
+	})
+}
+
+// blindCut cuts the longest range that has had no answer into pieces of equal
+// time, so that specPieces ranges can be read before any density is known;
+// the older pieces are queued (the oldest starts first), the range keeps the
+// newest. Nothing is cut while ranges wait in the queue. Called with r.mu held.
+func (r *run) blindCut() {
+	if len(r.queue) > 0 {
+		return
+	}
+	var best *rng
+	for rg := range r.active {
+		if !rg.answered && (best == nil || rg.floor.Sub(rg.lo) > best.floor.Sub(best.lo)) {
+			best = rg
+		}
+	}
+	if best == nil {
+		return
+	}
+	cuts := blindCuts(best.lo, best.floor, specPieces-len(r.active)+1)
+	lo := best.lo
+	for _, c := range cuts {
+		r.queue = append(r.queue, &rng{qFrom: lo, qTo: c, lo: lo, floor: c})
+		lo = c
+	}
+	best.lo = lo
+	r.sched.cuts += len(cuts)
 }
 
 // drain pages one range until it is read (or the run stops).
@@ -54,7 +197,7 @@ func (r *run) drain(ctx context.Context, rg *rng) error {
 		}
 		if !rg.lo.Before(rg.floor) {
 			delete(r.active, rg)
-			r.split()
+			r.rebalance()
 			r.cond.Broadcast()
 			r.mu.Unlock()
 			return nil
@@ -85,7 +228,7 @@ func (r *run) drain(ctx context.Context, rg *rng) error {
 			if errors.As(err, &ae) && ae.ErrorCode() == "InvalidNextTokenException" && token != nil {
 				// Ask again for what is still unread; duplicates are dropped by event ID.
 				r.mu.Lock()
-				rg.qFrom, rg.qTo = rg.lo, rg.floor
+				rg.qFrom, rg.qTo, rg.received = rg.lo, rg.floor, 0
 				from, to := rg.qFrom, rg.qTo
 				r.mu.Unlock()
 				r.log.Warn("LookupEvents refused its NextToken; re-reading the unread part", "from", from, "to", to)
@@ -104,11 +247,20 @@ func (r *run) drain(ctx context.Context, rg *rng) error {
 }
 
 // absorb files one page's events into their slices, advances the range's floor,
-// hands completed slices to the writers and considers splitting.
+// hands completed slices to the writers and rebalances the pagers' ranges.
 func (r *run) absorb(ctx context.Context, rg *rng, events []types.Event, last bool, took time.Duration) error {
 	r.mu.Lock()
 	r.res.Pages++
 	r.cfg.Progress.Pages.Add(1)
+	if !r.sched.answered {
+		r.sched.answered = true
+		if t := r.sched.specTimer; t != nil {
+			t.Stop()
+		}
+	}
+	firstPage := !rg.answered
+	rg.answered = true
+	received := rg.received
 	sec := took.Seconds()
 	if r.latency == 0 {
 		r.latency = sec
@@ -177,13 +329,25 @@ func (r *run) absorb(ctx context.Context, rg *rng, events []types.Event, last bo
 		newFloor = maxTime(rg.lo, oldest.Truncate(time.Second).Add(time.Second))
 	}
 	var complete []*slice
+	n, read := rg.received-received, time.Duration(0)
 	if newFloor.Before(rg.floor) {
+		read = rg.floor.Sub(newFloor)
 		complete = r.cover(newFloor, rg.floor)
 		rg.floor = newFloor
 	}
-	if !last && !belowLo {
-		r.split()
+	r.sched.pages++
+	r.sched.seenEvents += int64(n)
+	r.sched.seenSecs += read.Seconds()
+	rg.lastEvents = [2]int{rg.lastEvents[1], n}
+	rg.lastSecs = [2]float64{rg.lastSecs[1], read.Seconds()}
+	if d := rg.donor; firstPage && d != nil && r.active[d] {
+		// A probe's first page: the density ahead of its donor.
+		d.ahead, d.aheadKnown, d.probing = float64(n)/max(read.Seconds(), 1), true, false
+		r.probe(d)
 	}
+	r.probe(rg)
+	r.pageProgress(read)
+	r.rebalance()
 	r.mu.Unlock()
 	for _, s := range complete {
 		select {
@@ -212,39 +376,170 @@ func (r *run) cover(from, to time.Time) []*slice {
 	return complete
 }
 
-// split cuts dense ranges while fewer pagers are busy than the quota can feed at
-// the measured latency. Called with r.mu held.
-func (r *run) split() {
-	// Enough pagers to keep the quota busy at the measured latency, plus one to
-	// cover its variance; each split costs about one partly filled page.
-	want := int(math.Ceil(r.job.Limiter.Rate()*r.latency*1.5)) + 1
-	want = min(want, r.cfg.MaxPagers)
-	for len(r.active)+len(r.queue) < want {
-		var best *rng
-		bestEst := 0.0
-		for rg := range r.active {
-			span := rg.floor.Sub(rg.lo)
-			read := rg.qTo.Sub(rg.floor)
-			if span < 10*time.Second || read <= 0 || rg.received < PageSize {
-				continue
-			}
-			est := float64(rg.received) * span.Seconds() / read.Seconds()
-			if est > bestEst {
-				best, bestEst = rg, est
-			}
-		}
-		// A split costs about one page of quota (1/rate s) and saves about half the
-		// range's serial time (pages/2 * latency): worth it when the second is larger.
-		minEvents := PageSize * max(2, math.Ceil(2/(r.job.Limiter.Rate()*r.latency)))
-		if best == nil || bestEst < minEvents {
-			return
-		}
-		mid := best.lo.Add(best.floor.Sub(best.lo) / 2).Truncate(time.Second)
-		nr := &rng{qFrom: best.lo, qTo: mid, lo: best.lo, floor: mid}
-		best.lo = mid
-		r.queue = append(r.queue, nr)
-		r.cond.Signal()
+// rebalance keeps enough pagers busy to hide the measured latency: while
+// fewer ranges are read or queued than that, the donor (schedule.go) gives its
+// oldest part to the next free pager. A range of a long backlog keeps one
+// chunk and queues the rest, which is handed out oldest first. Called with
+// r.mu held.
+func (r *run) rebalance() {
+	s := &r.sched
+	if !s.answered {
+		return
 	}
+	d := r.partitionDensity()
+	ranges := make([]*rng, 0, len(r.active))
+	for rg := range r.active {
+		ranges = append(ranges, rg)
+	}
+	sort.Slice(ranges, func(a, b int) bool { return ranges[a].lo.Before(ranges[b].lo) })
+	cs := make([]candidate, len(ranges))
+	remaining := 0.0
+	for i, rg := range ranges {
+		cs[i] = candidate{lo: rg.lo, events: r.estimate(rg, d), answered: rg.answered}
+		remaining += cs[i].events
+	}
+	for _, g := range r.queue {
+		remaining += d * g.floor.Sub(g.lo).Seconds()
+	}
+	chains := maxChains(float64(s.pages) + remaining/PageSize)
+	s.want = min(concurrency(r.job.Limiter.Rate(), r.latencyHigh(), r.cfg.MaxPagers), chains)
+	s.share = chainPages(remaining/PageSize, s.want)
+	cut := false
+	give := func(i int, events float64) bool {
+		rg := ranges[i]
+		c, ok := cutAbove(rg.lo, rg.floor, events, r.rangeDensity(rg, d))
+		if !ok {
+			return false
+		}
+		r.queue = append(r.queue, &rng{qFrom: rg.lo, qTo: c, lo: rg.lo, floor: c})
+		rg.lo = c
+		cs[i].lo, cs[i].events = c, cs[i].events-events
+		s.cuts++
+		cut = true
+		return true
+	}
+	// A long backlog: a range holding far more than a pager's chunk keeps
+	// its chunk (newest first from where it is) and queues the rest, which
+	// free pagers take oldest first. Ranges without an answer yet are
+	// estimated at the partition's density: the order matters more than the
+	// size of the chunks.
+	for i, rg := range ranges {
+		if cs[i].events > 2*maxChunkPages*PageSize {
+			c, ok := cutAt(rg.lo, rg.floor, maxChunkPages*PageSize, r.rangeDensity(rg, d))
+			if ok {
+				r.queue = append(r.queue, &rng{qFrom: rg.lo, qTo: c, lo: rg.lo, floor: c})
+				cs[i].events -= r.rangeDensity(rg, d) * c.Sub(rg.lo).Seconds()
+				rg.lo, cs[i].lo = c, c
+				s.cuts++
+				cut = true
+			}
+		}
+	}
+	for len(r.active)+len(r.queue) < s.want && s.cuts < chains-1 {
+		i := donor(cs, s.share)
+		if i < 0 {
+			break
+		}
+		if e := giveEvents(cs[i].events, s.share); e <= 0 || !give(i, e) {
+			break
+		}
+	}
+	if cut {
+		sort.Slice(r.queue, func(a, b int) bool { return r.queue[a].lo.Before(r.queue[b].lo) })
+	}
+	r.reportProgress(d, remaining)
+	// Idle pagers look again: the queue or the number wanted may have changed.
+	r.cond.Broadcast()
+}
+
+// partitionDensity is the events per second the answers so far showed, all
+// ranges together. Called with r.mu held.
+func (r *run) partitionDensity() float64 {
+	return float64(r.sched.seenEvents) / max(r.sched.seenSecs, 1)
+}
+
+// rangeDensity is a range's own density estimate. Called with r.mu held.
+func (r *run) rangeDensity(rg *rng, partition float64) float64 {
+	return density(rg.received, rg.qTo.Sub(rg.floor).Seconds(), partition)
+}
+
+// recentDensity is the density of a range's latest two pages (the
+// partition's before it has any). Called with r.mu held.
+func (rg *rng) recentDensity(partition float64) float64 {
+	secs := rg.lastSecs[0] + rg.lastSecs[1]
+	if secs <= 0 {
+		return partition
+	}
+	return float64(rg.lastEvents[0]+rg.lastEvents[1]) / secs
+}
+
+// aheadDensity is what is known of the density ahead of a range (below its
+// floor): what a probe showed at its lower bound, else the density of what it
+// read before its latest two pages; ok is false when neither is known.
+// Called with r.mu held.
+func (rg *rng) aheadDensity() (float64, bool) {
+	if rg.aheadKnown {
+		return rg.ahead, true
+	}
+	events := rg.received - rg.lastEvents[0] - rg.lastEvents[1]
+	secs := rg.qTo.Sub(rg.floor).Seconds() - rg.lastSecs[0] - rg.lastSecs[1]
+	if events < PageSize || secs <= 0 {
+		return 0, false
+	}
+	return float64(events) / secs, true
+}
+
+// probe cuts a range's unread part in half when the density ahead of it is
+// uncertain: its latest pages are probeRatio times denser or sparser than
+// what lies ahead, as far as known (isUncertain). The older half starts at
+// once, and its first page shows the density there: repeated, this finds
+// where the density changes within a few requests, and the estimate of the
+// time left stays honest. Called with r.mu held.
+func (r *run) probe(rg *rng) {
+	if rg.probing || !r.active[rg] || rg.lastEvents[0]+rg.lastEvents[1] < PageSize {
+		return
+	}
+	ahead, ok := rg.aheadDensity()
+	if !ok {
+		return
+	}
+	d := r.partitionDensity()
+	remaining := 0.0
+	for a := range r.active {
+		remaining += r.estimate(a, d)
+	}
+	for _, g := range r.queue {
+		remaining += d * g.floor.Sub(g.lo).Seconds()
+	}
+	if !isUncertain(rg.recentDensity(0), ahead, rg.floor.Sub(rg.lo).Seconds(), remaining/PageSize) {
+		return
+	}
+	mid := rg.lo.Add(rg.floor.Sub(rg.lo) / 2).Truncate(time.Second)
+	if mid.Sub(rg.lo) < minCutSpan || rg.floor.Sub(mid) < minCutSpan {
+		return
+	}
+	// What lies below the range lies below the probe: it inherits what is
+	// known of that.
+	r.queue = append(r.queue, &rng{qFrom: rg.lo, qTo: mid, lo: rg.lo, floor: mid, urgent: true, donor: rg, ahead: rg.ahead, aheadKnown: rg.aheadKnown})
+	sort.Slice(r.queue, func(a, b int) bool { return r.queue[a].lo.Before(r.queue[b].lo) })
+	rg.lo, rg.probing, rg.aheadKnown = mid, true, false
+	r.sched.cuts++
+	r.cond.Broadcast()
+}
+
+// estimate is how many events a range still has to read. Called with r.mu held.
+func (r *run) estimate(rg *rng, partition float64) float64 {
+	return r.rangeDensity(rg, partition) * rg.floor.Sub(rg.lo).Seconds()
+}
+
+// latencyHigh is how long an answer takes at most, about: the limiter's
+// measurement (the round trip after the wait for quota), else the pagers' own.
+// Called with r.mu held.
+func (r *run) latencyHigh() time.Duration {
+	if _, high, ok := r.job.Limiter.Latency(); ok {
+		return high
+	}
+	return time.Duration(r.latency * 1.1 * float64(time.Second))
 }
 
 // backoff is the wait after the n-th consecutive ThrottlingException that the

@@ -104,8 +104,11 @@ func (r *run) plan(ctx context.Context) error {
 	for _, iv := range archive.Coalesce(ranges) {
 		r.queue = append(r.queue, &rng{qFrom: iv.From, qTo: iv.To, lo: iv.From, floor: iv.To})
 	}
-	// Newest first, like LookupEvents itself.
-	sort.Slice(r.queue, func(a, b int) bool { return r.queue[a].qTo.After(r.queue[b].qTo) })
+	// Oldest first: LookupEvents forgets events older than 90 days while the
+	// run proceeds, so the soonest-expiring part is read first (the scheduler
+	// hands out the oldest part of a split range first too).
+	sort.Slice(r.queue, func(a, b int) bool { return r.queue[a].lo.Before(r.queue[b].lo) })
+	r.startProgress()
 	return nil
 }
 

@@ -30,6 +30,11 @@ type Limiter struct {
 
 	attempts  atomic.Int64 // every attempt sent
 	throttled atomic.Int64 // attempts answered ThrottlingException
+
+	// Round trips of answered attempts: exponentially weighted mean and mean
+	// absolute deviation, in seconds, and how many were observed.
+	latMean, latDev float64
+	latN            int64
 }
 
 // NewLimiter returns a limiter at r requests per second; r <= 0 means MaxRate.
@@ -89,6 +94,43 @@ func (l *Limiter) Succeeded() {
 	}
 	l.cur = min(l.max, l.cur+l.max*0.04)
 	l.lim.SetLimitAt(l.now(), rate.Limit(l.cur))
+}
+
+// latencyWeight is the weight of the newest round trip in the running mean:
+// about the last ten answers count.
+const latencyWeight = 0.1
+
+// Observe records the round trip of an attempt the API answered, measured from
+// the moment the limiter let it out (Middleware does this for every attempt).
+func (l *Limiter) Observe(d time.Duration) {
+	s := d.Seconds()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.latN++
+	if l.latN == 1 {
+		// One sample says nothing about the spread: assume a twentieth of it
+		// (the high estimate is then a tenth above it).
+		l.latMean, l.latDev = s, s/20
+		return
+	}
+	w := max(latencyWeight, 1/float64(l.latN))
+	dev := s - l.latMean
+	l.latMean += w * dev
+	l.latDev += w * (max(dev, -dev) - l.latDev)
+}
+
+// Latency returns the mean round trip of the answered attempts and a high
+// estimate (the mean plus two mean absolute deviations: most answers take no
+// longer); ok is false before the first answer. Several jobs of one partition
+// (successive invocations in one process) share what earlier ones measured.
+func (l *Limiter) Latency() (mean, high time.Duration, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.latN == 0 {
+		return 0, 0, false
+	}
+	sec := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+	return sec(l.latMean), sec(l.latMean + 2*l.latDev), true
 }
 
 // Rate is the current rate in requests per second.
