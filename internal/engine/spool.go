@@ -13,11 +13,12 @@ import (
 // to fit in memory; a Lambda's /tmp holds it), only a small index in memory.
 // Event IDs de-duplicate re-read events.
 type spool struct {
-	dir   string
-	f     *os.File
-	size  int64
-	index []spooled
-	ids   map[string]struct{}
+	dir      string
+	f        *os.File
+	unlinked bool // the file's name is already gone: nothing to remove at close
+	size     int64
+	index    []spooled
+	ids      map[string]struct{}
 }
 
 type spooled struct {
@@ -44,6 +45,11 @@ func (s *spool) add(t time.Time, id string, rec string) error {
 			return fmt.Errorf("create a spool file in %s (set TMPDIR to a writable folder): %w", s.dir, err)
 		}
 		s.f = f
+		// Unlink the name at once where the system allows it (Linux, macOS:
+		// the open descriptor keeps the data): a process killed before close
+		// (a Lambda timeout, kill -9) then leaves nothing in /tmp, which a
+		// Lambda sandbox reuses across invocations. Elsewhere close removes it.
+		s.unlinked = os.Remove(f.Name()) == nil
 	}
 	n, err := io.WriteString(s.f, rec)
 	if err != nil {
@@ -94,12 +100,14 @@ func (s *spool) records(from, to time.Time) ([]spooledRecord, error) {
 	return out, nil
 }
 
-// close removes the spool file.
+// close releases the spool file (and removes it if its name is still there).
 func (s *spool) close() {
 	if s.f != nil {
 		name := s.f.Name()
 		s.f.Close()
-		os.Remove(name)
+		if !s.unlinked {
+			os.Remove(name)
+		}
 		s.f = nil
 	}
 	s.index, s.ids = nil, nil
