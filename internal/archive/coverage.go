@@ -75,36 +75,43 @@ func readCoverageIndex(ctx context.Context, s Store, prefix string) (*CoverageIn
 	if err != nil {
 		return nil, fmt.Errorf("read the coverage index %s%s: %w", prefix, CoverageIndexName, err)
 	}
+	return decodeCoverageIndex(b), nil
+}
+
+// decodeCoverageIndex decodes an index; one that cannot be read is empty (a
+// cache: it is rebuilt from the manifests).
+func decodeCoverageIndex(b []byte) *CoverageIndex {
 	var idx CoverageIndex
 	if err := json.Unmarshal(b, &idx); err != nil || idx.Version != coverageIndexVersion {
-		// A cache that cannot be read is rebuilt from the manifests.
-		return &CoverageIndex{Version: coverageIndexVersion, Covered: map[string]Intervals{}}, nil
+		return &CoverageIndex{Version: coverageIndexVersion, Covered: map[string]Intervals{}}
 	}
 	if idx.Covered == nil {
 		idx.Covered = map[string]Intervals{}
 	}
-	return &idx, nil
+	return &idx
 }
 
-// AddCoverage records settled coverage for filter in the prefix's index
-// (read, merge, write). exists says whether the index is there (the caller
-// listed the prefix: a GET of a missing key may answer 403).
+// AddCoverage records settled coverage for filter in the prefix's index,
+// merged with what the index holds by compare-and-swap (Update), so that
+// concurrent runs' coverage is all kept. exists says whether the index is
+// there (the caller listed the prefix: a GET of a missing key may answer 403).
 func AddCoverage(ctx context.Context, s Store, prefix string, exists bool, filter string, add []Interval, now time.Time) error {
 	if len(add) == 0 {
 		return nil
 	}
-	idx := &CoverageIndex{Version: coverageIndexVersion, Covered: map[string]Intervals{}}
-	if exists {
-		var err error
-		if idx, err = readCoverageIndex(ctx, s, prefix); err != nil {
-			return err
+	key := prefix + CoverageIndexName
+	err := Update(ctx, s, key, exists, func(old []byte) ([]byte, error) {
+		idx := decodeCoverageIndex(old)
+		idx.Covered[filter] = Coalesce(append(append([]Interval(nil), idx.Covered[filter]...), add...))
+		idx.UpdatedAt = now.UTC().Truncate(time.Second)
+		b, err := json.Marshal(idx)
+		if err != nil {
+			return nil, fmt.Errorf("encode the coverage index: %w", err)
 		}
-	}
-	idx.Covered[filter] = Coalesce(append(append([]Interval(nil), idx.Covered[filter]...), add...))
-	idx.UpdatedAt = now.UTC().Truncate(time.Second)
-	b, err := json.Marshal(idx)
+		return b, nil
+	})
 	if err != nil {
-		return fmt.Errorf("encode the coverage index: %w", err)
+		return fmt.Errorf("update the coverage index %s: %w", key, err)
 	}
-	return s.Put(ctx, prefix+CoverageIndexName, b)
+	return nil
 }

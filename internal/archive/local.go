@@ -2,6 +2,8 @@ package archive
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,12 +69,26 @@ func writeTemp(path string, body []byte) (string, error) {
 	return tmp, nil
 }
 
+// lockName is the hidden file in a folder that serialises the replacing
+// writes (Put, PutIfMatch) of its objects across processes.
+const lockName = ".trailfill.lock"
+
 // Put implements Store.
 func (s *LocalStore) Put(_ context.Context, key string, body []byte) error {
 	path, err := s.path(key)
 	if err != nil {
 		return err
 	}
+	unlock, err := lockDir(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return replace(path, body)
+}
+
+// replace writes body to path atomically (a temporary file renamed).
+func replace(path string, body []byte) error {
 	tmp, err := writeTemp(path, body)
 	if err != nil {
 		return err
@@ -82,6 +98,49 @@ func (s *LocalStore) Put(_ context.Context, key string, body []byte) error {
 		return fmt.Errorf("move %s into place: %w", path, err)
 	}
 	return nil
+}
+
+// localVersion is a local object's version: the SHA-256 of its bytes.
+func localVersion(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
+}
+
+// GetVersion implements Store; the version is the SHA-256 of the bytes.
+func (s *LocalStore) GetVersion(ctx context.Context, key string) ([]byte, string, error) {
+	b, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, "", err
+	}
+	return b, localVersion(b), nil
+}
+
+// PutIfMatch implements Store: under the folder's lock (which Put takes
+// too), the object is compared with version and replaced by a rename.
+func (s *LocalStore) PutIfMatch(_ context.Context, key string, body []byte, version string) (bool, error) {
+	path, err := s.path(key)
+	if err != nil {
+		return false, err
+	}
+	unlock, err := lockDir(filepath.Dir(path))
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	cur, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", path, err)
+	}
+	if localVersion(cur) != version {
+		return false, nil
+	}
+	if err := replace(path, body); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // PutIfAbsent implements Store. The final name is created with a hard link, which

@@ -122,24 +122,64 @@ var conflictBackoff = clock.Backoff{Base: 40 * time.Millisecond, Max: time.Secon
 
 // Get implements Store.
 func (s *S3Store) Get(ctx context.Context, key string) ([]byte, error) {
+	b, _, err := s.get(ctx, key)
+	return b, err
+}
+
+// get reads the object at key and its ETag.
+func (s *S3Store) get(ctx context.Context, key string) ([]byte, string, error) {
 	full, err := s.fullKey(key)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	out, err := s.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(full)})
 	if err != nil {
 		var nsk *types.NoSuchKey
 		if errors.As(err, &nsk) || isStatus(err, http.StatusNotFound) {
-			return nil, fmt.Errorf("read s3://%s/%s: %w", s.Bucket, full, ErrNotFound)
+			return nil, "", fmt.Errorf("read s3://%s/%s: %w", s.Bucket, full, ErrNotFound)
 		}
-		return nil, fmt.Errorf("read s3://%s/%s: %w", s.Bucket, full, err)
+		return nil, "", fmt.Errorf("read s3://%s/%s: %w", s.Bucket, full, err)
 	}
 	defer out.Body.Close()
 	b, err := io.ReadAll(out.Body)
 	if err != nil {
-		return nil, fmt.Errorf("read s3://%s/%s: %w", s.Bucket, full, err)
+		return nil, "", fmt.Errorf("read s3://%s/%s: %w", s.Bucket, full, err)
 	}
-	return b, nil
+	return b, aws.ToString(out.ETag), nil
+}
+
+// GetVersion implements Store; the version is the object's ETag.
+func (s *S3Store) GetVersion(ctx context.Context, key string) ([]byte, string, error) {
+	b, etag, err := s.get(ctx, key)
+	if err == nil && etag == "" {
+		return nil, "", fmt.Errorf("read s3://%s/%s: the answer has no ETag, which a conditional update needs (is this S3?)", s.Bucket, key)
+	}
+	return b, etag, err
+}
+
+// PutIfMatch implements Store with a conditional write (If-Match: the ETag).
+// S3 answers 412 when the ETag no longer matches or the object is gone, and
+// 409 ConditionalRequestConflict when another conditional write of the key
+// is in flight: both mean "read again" to the caller. (With If-Match S3
+// needs s3:GetObject besides s3:PutObject on the key; the deployed roles
+// have both under trailfill/.)
+// https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
+func (s *S3Store) PutIfMatch(ctx context.Context, key string, body []byte, version string) (bool, error) {
+	full, err := s.fullKey(key)
+	if err != nil {
+		return false, err
+	}
+	in := s.putInput(full, body, nil)
+	in.IfMatch = aws.String(version)
+	_, err = s.Client.PutObject(ctx, in)
+	switch {
+	case err == nil:
+		return true, nil
+	case isStatus(err, http.StatusPreconditionFailed), isStatus(err, http.StatusConflict), isStatus(err, http.StatusNotFound):
+		return false, nil
+	default:
+		return false, fmt.Errorf("write s3://%s/%s: %w", s.Bucket, full, err)
+	}
 }
 
 // Head implements Store.

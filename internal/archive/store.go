@@ -42,6 +42,13 @@ type Store interface {
 	PutIfAbsent(ctx context.Context, key string, body []byte, meta Metadata) (bool, error)
 	// Get reads the object at key, or returns an error wrapping ErrNotFound.
 	Get(ctx context.Context, key string) ([]byte, error)
+	// GetVersion reads the object at key and its version: an opaque tag that
+	// changes whenever the object does (S3's ETag), for PutIfMatch.
+	GetVersion(ctx context.Context, key string) (body []byte, version string, err error)
+	// PutIfMatch replaces the object at key with body only if it is still at
+	// version, atomically (compare-and-swap); it reports false, writing
+	// nothing, when the object changed or is gone. Update builds on it.
+	PutIfMatch(ctx context.Context, key string, body []byte, version string) (bool, error)
 	// Head returns the size and metadata of the object at key, or an error
 	// wrapping ErrNotFound.
 	Head(ctx context.Context, key string) (ObjectInfo, error)

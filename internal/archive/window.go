@@ -198,11 +198,20 @@ func DecodeManifest[T any, PT interface {
 // WriteManifest stores a manifest as indented JSON at its key, replacing an
 // earlier one.
 func WriteManifest(ctx context.Context, s Store, m ManifestDoc) error {
+	b, err := EncodeManifest(m)
+	if err != nil {
+		return err
+	}
+	return s.Put(ctx, m.Key(), b)
+}
+
+// EncodeManifest is a manifest's stored form: indented JSON and a newline.
+func EncodeManifest(m ManifestDoc) ([]byte, error) {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encode manifest %s: %w", m.Key(), err)
+		return nil, fmt.Errorf("encode manifest %s: %w", m.Key(), err)
 	}
-	return s.Put(ctx, m.Key(), append(b, '\n'))
+	return append(b, '\n'), nil
 }
 
 // indexParallel is how many manifests Index reads at once.

@@ -42,8 +42,9 @@
 //     not returned ([Server.S3ObjectInfo] shows them); an upload without
 //     encryption headers is stored as SSE-S3 (AES256), aws:kms without a
 //     key gets a derived aws/s3 key ARN; PutObject and CopyObject answers
-//     echo the encryption. CompleteMultipartUpload honours
-//     If-None-Match: *.
+//     echo the encryption. PutObject honours If-None-Match: * and If-Match
+//     (compare-and-swap on the ETag; 412 when it changed or is gone),
+//     serialised; CompleteMultipartUpload honours If-None-Match: *.
 //
 // # S3 access policies
 //

@@ -35,9 +35,10 @@ const maxS3Body = 1 << 30
 type s3Service struct {
 	backend *s3Backend
 	faker   http.Handler
-	// condMu serialises conditional writes, so that If-None-Match holds
-	// across PutObject (checked by the backend) and CompleteMultipartUpload
-	// (checked here; gofakes3 ignores its conditions).
+	// condMu serialises conditional writes, so that If-None-Match and
+	// If-Match (compare-and-swap) hold across PutObject (checked by the
+	// backend) and CompleteMultipartUpload (If-None-Match checked here;
+	// gofakes3 ignores its conditions).
 	condMu sync.Mutex
 
 	mu       sync.Mutex
@@ -185,7 +186,7 @@ func (s *Server) serveS3(w http.ResponseWriter, r *http.Request) {
 		for _, h := range s3RequestOnlyHeaders {
 			r.Header.Del(h)
 		}
-		if r.Header.Get("If-None-Match") != "" && (op == S3PutObject || op == S3CompleteMultipartUpload) {
+		if (r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Match") != "") && (op == S3PutObject || op == S3CompleteMultipartUpload) {
 			s.s3.condMu.Lock()
 			defer s.s3.condMu.Unlock()
 			if op == S3CompleteMultipartUpload && r.Header.Get("If-None-Match") == "*" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -384,5 +385,65 @@ func TestPlanningNinetyDaysOfArchiveCostsAFewRequests(t *testing.T) {
 		}
 	} else {
 		t.Fatal(err)
+	}
+}
+
+// interleaving runs another run once, the first time this run creates a
+// trail file: between its plan and its manifest, as a concurrent run's
+// manifest can land.
+type interleaving struct {
+	archive.Store
+	once  sync.Once
+	other func()
+}
+
+func (s *interleaving) PutIfAbsent(ctx context.Context, key string, body []byte, meta archive.Metadata) (bool, error) {
+	if strings.HasPrefix(key, "AWSLogs/") {
+		s.once.Do(s.other)
+	}
+	return s.Store.PutIfAbsent(ctx, key, body, meta)
+}
+
+// Two runs over different parts of one window, the second finishing it
+// while the first is still reading: the manifest covers both parts and
+// lists the pieces of both (it is amended, not overwritten), and a third
+// run has nothing to read.
+func TestAManifestAmendedByAnotherRunKeepsBothRuns(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []testkit.StoreKind{testkit.DeployedS3, testkit.LocalFolder} {
+		t.Run(string(kind), func(t *testing.T) {
+			t.Parallel()
+			f := newFixtureIn(t, emulator.Config{}, rapid, kind)
+			w := day.Add(90 * time.Minute) // the window [01:30, 02:00)
+			evs := testkit.Retimed(t, caller, "us-east-1", testkit.Spaced(w.Add(-5*time.Minute), 7*time.Second, 350))
+			testkit.Load(t, f.emu, evs)
+			mid1, mid2 := w.Add(12*time.Minute+31*time.Second), w.Add(19*time.Minute)
+			var otherErr error
+			store := &interleaving{Store: f.store, other: func() {
+				_, otherErr = f.run(t, caller, "us-east-1", mid1, w.Add(30*time.Minute), nil)
+			}}
+			first, err := f.run(t, caller, "us-east-1", w, mid2, func(c *engine.Config, _ *engine.Job) { c.Store = store })
+			if err != nil || otherErr != nil || !first.Complete {
+				t.Fatalf("runs: %+v, %v, %v", first, err, otherErr)
+			}
+			b, err := f.store.Get(context.Background(), archive.ManifestKey(caller, "us-east-1", w))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := archive.DecodeCloudTrailManifest(archive.ManifestKey(caller, "us-east-1", w), b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !m.Covers(w, w.Add(30*time.Minute)) {
+				t.Fatalf("the manifest covers %v: the other run's part was lost", m.Covered)
+			}
+			testkit.CheckArchive(t, f.store, testkit.Expect{Events: inRange(evs, w, w.Add(30*time.Minute)), Pieces: true})
+			if int(m.Recovered) != len(inRange(evs, w, w.Add(30*time.Minute))) {
+				t.Errorf("the manifest lists pieces of %d events, the window has %d", m.Recovered, len(inRange(evs, w, w.Add(30*time.Minute))))
+			}
+			if again := mustRun(t, f, caller, "us-east-1", w, w.Add(30*time.Minute)); again.Files != 0 || again.Pages != 0 {
+				t.Fatalf("a third run wrote %d files from %d pages, want none", again.Files, again.Pages)
+			}
+		})
 	}
 }

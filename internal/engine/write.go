@@ -150,65 +150,50 @@ func (r *run) createPiece(ctx context.Context, s *slice, content *archive.SliceC
 	return present, nil
 }
 
-// finish writes a window's manifest: its coverage (what the manifest already
-// covered, and what this and earlier invocations read), and every piece of
-// its slices with its SHA-256, from the scan.
+// finish writes a window's manifest: its coverage (what the manifest holds
+// now, and what this and earlier invocations read), and every piece of its
+// slices with its SHA-256. Several runs may finish the same window at once
+// (overlapping ranges, a re-run beside a deployed execution): the manifest
+// is amended by compare-and-swap (archive.Update), so none of them loses
+// what another one covered or wrote.
 func (r *run) finish(ctx context.Context, w *window) error {
-	m := &archive.Manifest{
-		Version:     archive.ManifestVersion,
-		Account:     r.job.Account,
-		Region:      r.job.Region,
-		OrgID:       r.cfg.OrgID,
-		WindowStart: w.Start,
-		Filter:      r.filter,
-		Objects:     []archive.ManifestObject{},
-		Query: archive.ManifestQuery{
-			API:        "cloudtrail:LookupEvents",
-			StartTime:  w.From,
-			EndTime:    w.To.Add(-time.Second),
-			MaxResults: PageSize,
-		},
-		CompletedAt: r.now.Truncate(time.Second),
-	}
-	var covered, provisional []archive.Interval
-	if w.old != nil {
-		covered = append(covered, w.old.Covered...)
-		provisional = append(provisional, w.old.Provisional...)
-	}
 	r.mu.Lock()
 	spans := coalesceSpans(w.read)
 	r.mu.Unlock()
-	covered = append(covered, intervals(spans, true)...)
-	m.Covered = archive.Coalesce(covered)
-	for _, sp := range spans {
-		if sp.Provisional {
-			provisional = append(provisional, archive.Interval{From: sp.From, To: sp.To})
-		}
-	}
-	for _, iv := range archive.Coalesce(provisional) {
-		m.Provisional = append(m.Provisional, archive.Subtract(iv, m.Covered)...)
-	}
-	hull := archive.Coalesce(append(append([]archive.Interval(nil), m.Covered...), m.Provisional...))
-	if len(hull) > 0 {
-		m.From, m.To = hull[0].From, hull[len(hull)-1].To
-	}
-	both := 0
+	var ws windowScan
 	for _, ss := range w.slices {
 		c, err := r.scanner.Slice(ctx, ss)
 		if err != nil {
 			return fmt.Errorf("read the trail files of %s/%s window %s (re-run to resume): %w", r.job.Account, r.job.Region, w.Start.Format(time.RFC3339), err)
 		}
 		native, _, b := c.Counts()
-		m.Native += native
-		both += b
+		ws.native += native
+		ws.both += b
 		for _, p := range c.PieceList() {
-			m.Objects = append(m.Objects, archive.ManifestObject{Key: p.Key, Events: p.Events, Bytes: p.Bytes, SHA256: p.SHA256})
-			m.Recovered += p.Events
+			ws.objects = append(ws.objects, archive.ManifestObject{Key: p.Key, Events: p.Events, Bytes: p.Bytes, SHA256: p.SHA256})
 		}
 	}
-	m.Events = m.Native + m.Recovered - both
-	sort.Slice(m.Objects, func(a, b int) bool { return m.Objects[a].Key < m.Objects[b].Key })
-	if err := archive.WriteManifest(ctx, r.cfg.Store, m); err != nil {
+	key := archive.ManifestKey(r.job.Account, r.job.Region, w.Start)
+	listed := false
+	if r.planned != nil {
+		_, listed = r.planned.Manifests[w.Start.Unix()]
+	}
+	var m *archive.Manifest
+	err := archive.Update(ctx, r.cfg.Store, key, listed || w.old != nil, func(old []byte) ([]byte, error) {
+		var cur *archive.Manifest
+		if old != nil {
+			var err error
+			if cur, err = archive.DecodeCloudTrailManifest(key, old); err != nil {
+				return nil, err
+			}
+			if cur.OrgID != r.cfg.OrgID {
+				return nil, fmt.Errorf("the archive's manifest %s is of the layout of organization %q, this run writes %q: use the same --org-id as the earlier runs (one archive holds one layout)", key, cur.OrgID, r.cfg.OrgID)
+			}
+		}
+		m = r.windowManifest(w, cur, spans, ws)
+		return archive.EncodeManifest(m)
+	})
+	if err != nil {
 		return fmt.Errorf("write manifest of window %s in %s/%s (re-run to resume): %w", w.Start.Format(time.RFC3339), r.job.Account, r.job.Region, err)
 	}
 	for _, ss := range w.slices {
@@ -226,6 +211,75 @@ func (r *run) finish(ctx context.Context, w *window) error {
 	r.mu.Unlock()
 	r.cfg.Progress.WindowsDone.Add(1)
 	return nil
+}
+
+// windowScan is what the archive holds of a window's slices, as this run
+// scanned and wrote them.
+type windowScan struct {
+	native, both int                      // events in native files; of those, also in pieces
+	objects      []archive.ManifestObject // trailfill's pieces
+}
+
+// windowManifest is the manifest of a window: what cur (the manifest there
+// now, if any) covers and lists, with what this run read and scanned. A
+// manifest of another selection of events (--trail with other selectors)
+// lends its pieces but not its coverage: the window is this selection's
+// once this run has read it.
+func (r *run) windowManifest(w *window, cur *archive.Manifest, spans []contract.Span, ws windowScan) *archive.Manifest {
+	m := &archive.Manifest{
+		Version:     archive.ManifestVersion,
+		Account:     r.job.Account,
+		Region:      r.job.Region,
+		OrgID:       r.cfg.OrgID,
+		WindowStart: w.Start,
+		Filter:      r.filter,
+		Objects:     []archive.ManifestObject{},
+		Query: archive.ManifestQuery{
+			API:        "cloudtrail:LookupEvents",
+			StartTime:  w.From,
+			EndTime:    w.To.Add(-time.Second),
+			MaxResults: PageSize,
+		},
+		CompletedAt: r.now.Truncate(time.Second),
+	}
+	var covered, provisional []archive.Interval
+	objects := map[string]archive.ManifestObject{}
+	if cur != nil {
+		if cur.Filter == "" || cur.Filter == r.filter {
+			covered = append(covered, cur.Covered...)
+			provisional = append(provisional, cur.Provisional...)
+		}
+		// Pieces are create-only: one that another run listed is there
+		// (reconcile, which removes pieces, runs when no backfill does).
+		for _, o := range cur.Objects {
+			objects[o.Key] = o
+		}
+	}
+	covered = append(covered, intervals(spans, true)...)
+	m.Covered = archive.Coalesce(covered)
+	for _, sp := range spans {
+		if sp.Provisional {
+			provisional = append(provisional, archive.Interval{From: sp.From, To: sp.To})
+		}
+	}
+	for _, iv := range archive.Coalesce(provisional) {
+		m.Provisional = append(m.Provisional, archive.Subtract(iv, m.Covered)...)
+	}
+	hull := archive.Coalesce(append(append([]archive.Interval(nil), m.Covered...), m.Provisional...))
+	if len(hull) > 0 {
+		m.From, m.To = hull[0].From, hull[len(hull)-1].To
+	}
+	for _, o := range ws.objects {
+		objects[o.Key] = o
+	}
+	for _, o := range objects {
+		m.Objects = append(m.Objects, o)
+		m.Recovered += o.Events
+	}
+	sort.Slice(m.Objects, func(a, b int) bool { return m.Objects[a].Key < m.Objects[b].Key })
+	m.Native = ws.native
+	m.Events = m.Native + m.Recovered - ws.both
+	return m
 }
 
 // readSpans are the spans of unfinished windows read completely: the job's

@@ -177,6 +177,21 @@ func (m *memStore) Get(_ context.Context, key string) ([]byte, error) {
 	return append([]byte(nil), b...), nil
 }
 
+func (m *memStore) GetVersion(ctx context.Context, key string) ([]byte, string, error) {
+	b, err := m.Get(ctx, key)
+	return b, string(b), err // the bytes themselves are a version
+}
+
+func (m *memStore) PutIfMatch(_ context.Context, key string, body []byte, version string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if b, ok := m.objs[key]; !ok || string(b) != version {
+		return false, nil
+	}
+	m.objs[key] = append([]byte(nil), body...)
+	return true, nil
+}
+
 func (m *memStore) Head(_ context.Context, key string) (archive.ObjectInfo, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -125,6 +125,80 @@ func Run(t *testing.T, o Options, open func(t *testing.T) archive.Store) {
 		}
 	})
 
+	t.Run("put if match replaces only the version read", func(t *testing.T) {
+		t.Parallel()
+		s := open(t)
+		key := ownDir + "20250309T0030Z.json"
+		if err := s.Put(ctx, key, []byte(`{"v":1}`)); err != nil {
+			t.Fatal(err)
+		}
+		body, v1, err := s.GetVersion(ctx, key)
+		if err != nil || string(body) != `{"v":1}` || v1 == "" {
+			t.Fatalf("GetVersion = %q, %q, %v", body, v1, err)
+		}
+		if ok, err := s.PutIfMatch(ctx, key, []byte(`{"v":2}`), v1); err != nil || !ok {
+			t.Fatalf("PutIfMatch on the version read = %v, %v; want true", ok, err)
+		}
+		_, v2, err := s.GetVersion(ctx, key)
+		if err != nil || v2 == v1 {
+			t.Fatalf("the version after a change is %q (was %q), %v: it must change with the object", v2, v1, err)
+		}
+		// A writer still holding the first version must not replace the second.
+		if ok, err := s.PutIfMatch(ctx, key, []byte(`{"v":"stale"}`), v1); err != nil || ok {
+			t.Fatalf("PutIfMatch on a stale version = %v, %v; want false, nil", ok, err)
+		}
+		if got, err := s.Get(ctx, key); err != nil || string(got) != `{"v":2}` {
+			t.Fatalf("after a refused PutIfMatch the object is %q, %v", got, err)
+		}
+		if ok, err := s.PutIfMatch(ctx, ownDir+"20250309T0100Z.json", []byte(`{}`), v2); err != nil || ok {
+			t.Fatalf("PutIfMatch on a missing key = %v, %v; want false, nil", ok, err)
+		}
+		if err := s.Delete(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.PutIfMatch(ctx, key, []byte(`{"v":3}`), v2); err != nil || ok {
+			t.Fatalf("PutIfMatch on a deleted key = %v, %v; want false, nil", ok, err)
+		}
+	})
+
+	t.Run("concurrent updates lose nothing", func(t *testing.T) {
+		t.Parallel()
+		s := open(t)
+		key := ownDir + "index.json"
+		const n = 8
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Every updater appends its own line to what it read.
+				errs[i] = archive.Update(ctx, s, key, false, func(old []byte) ([]byte, error) {
+					return fmt.Appendf(old, "writer %02d\n", i), nil
+				})
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("updater %d: %v", i, err)
+			}
+		}
+		got, err := s.Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := bytes.Split(bytes.TrimSuffix(got, []byte("\n")), []byte("\n"))
+		slices.SortFunc(lines, bytes.Compare)
+		var want [][]byte
+		for i := range n {
+			want = append(want, fmt.Appendf(nil, "writer %02d", i))
+		}
+		if !slices.EqualFunc(lines, want, bytes.Equal) {
+			t.Fatalf("after %d concurrent updates the object holds\n%s\nwant one line of each updater", n, got)
+		}
+	})
+
 	t.Run("missing keys", func(t *testing.T) {
 		t.Parallel()
 		s := open(t)
