@@ -42,8 +42,10 @@ e2e: lambda-e2e ## the slower end-to-end suites: lambda-e2e, and launcher proces
 	@echo "==> go test -tags e2e -race ./internal/e2e/... (launcher processes against the emulators); go test -tags e2e ./internal/plan/... (plans of 1,000 and 5,000 accounts)"
 	$(GO) test -tags e2e -race -count=1 -timeout 15m ./internal/e2e/...
 	$(GO) test -tags e2e -count=1 -timeout 15m -run TestPlanAtScale -v ./internal/plan/...
-	@echo "==> go test -tags e2e -run TestScale ./internal/cli/ (one execution of 2,000 partitions, 50 failing: start + watch on emulated Step Functions, and run)"
-	$(GO) test -tags e2e -count=1 -timeout 15m -run TestScale ./internal/cli/
+	@echo "==> go test -tags e2e -run TestPlanningArchivedDays ./internal/engine/ (an invocation plans 90 archived days: 4,320 manifests)"
+	$(GO) test -tags e2e -race -count=1 -timeout 15m -run TestPlanningArchivedDays -v ./internal/engine/
+	@echo "==> go test -tags e2e -run 'TestScale|TestPlanNinetyDays' ./internal/cli/ (one execution of 2,000 partitions, 50 failing: start + watch on emulated Step Functions, and run; 90 days of 14 accounts in every region planned)"
+	$(GO) test -tags e2e -count=1 -timeout 15m -run 'TestScale|TestPlanNinetyDays' ./internal/cli/
 
 demo: ## emulated CloudTrail + a real backfill into ./trailfill-demo
 	@echo "==> trailfill demo (emulators on 127.0.0.1, output in ./trailfill-demo)"

@@ -332,10 +332,10 @@ func TestS3WriteFailures(t *testing.T) {
 
 func TestStopAtDeadlineResumesWithoutLossOrDuplicates(t *testing.T) {
 	t.Parallel()
-	// 240 pages at 100 req/s take at least 2.4 s; each invocation gets 0.8 s.
+	// 120 pages at 100 req/s take at least 1.2 s; each invocation gets 0.8 s.
 	f := newFixture(t, emulator.Config{Latency: 5 * time.Millisecond}, 100)
 	start, end := day.Add(5*time.Hour), day.Add(6*time.Hour)
-	evs := testkit.Retimed(t, member, "us-east-1", testkit.Spaced(start, 150*time.Millisecond, 12000))
+	evs := testkit.Retimed(t, member, "us-east-1", testkit.Spaced(start, 300*time.Millisecond, 6000))
 	testkit.Load(t, f.emu, evs)
 	var read []contract.Span
 	invocations := 0
