@@ -53,7 +53,7 @@ demo: ## emulated CloudTrail + a real backfill into ./trailfill-demo
 
 test: ## all tests, race detector on
 	@echo "==> go test -race ./..."
-	$(GO) test -race -timeout 20m ./...
+	$(GO) test -race -timeout 10m ./...
 
 lint: ## gofmt, go vet, staticcheck
 	@echo "==> gofmt -l, go vet, staticcheck"

@@ -69,21 +69,19 @@ func writeTemp(path string, body []byte) (string, error) {
 	return tmp, nil
 }
 
-// lockName is the hidden file in a folder that serialises the replacing
-// writes (Put, PutIfMatch) of its objects across processes.
+// lockName is the hidden, empty file in a folder that serialises the
+// compare-and-swap writes (PutIfMatch) of its objects across processes. It
+// stays (removing a file others may have open for flock is not safe); only
+// folders of objects amended by Update have one.
 const lockName = ".trailfill.lock"
 
-// Put implements Store.
+// Put implements Store. It does not take the folder's lock: objects that
+// several writers amend go through Update (PutIfMatch) only.
 func (s *LocalStore) Put(_ context.Context, key string, body []byte) error {
 	path, err := s.path(key)
 	if err != nil {
 		return err
 	}
-	unlock, err := lockDir(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	return replace(path, body)
 }
 
@@ -115,8 +113,8 @@ func (s *LocalStore) GetVersion(ctx context.Context, key string) ([]byte, string
 	return b, localVersion(b), nil
 }
 
-// PutIfMatch implements Store: under the folder's lock (which Put takes
-// too), the object is compared with version and replaced by a rename.
+// PutIfMatch implements Store: under the folder's lock, the object is
+// compared with version and replaced by a rename.
 func (s *LocalStore) PutIfMatch(_ context.Context, key string, body []byte, version string) (bool, error) {
 	path, err := s.path(key)
 	if err != nil {

@@ -29,7 +29,7 @@ var (
 func outageEvents(t *testing.T, account, region string) []testkit.Event {
 	t.Helper()
 	ts := boundaryTimes(outageStart, outageEnd)
-	ts = append(ts, testkit.Spaced(outageStart.Add(60*time.Minute), 600*time.Millisecond, 3000)...) // 23:00-23:30
+	ts = append(ts, testkit.Spaced(outageStart.Add(60*time.Minute), 1200*time.Millisecond, 1500)...) // 23:00-23:30
 	ts = append(ts, testkit.Spaced(outageStart.Add(-40*time.Minute), 37*time.Second, 200)...)
 	return testkit.Retimed(t, account, region, ts)
 }
