@@ -78,6 +78,30 @@ func (f *fixture) run(t testing.TB, account, region string, start, end time.Time
 	return engine.Run(ctx, cfg, job)
 }
 
+// runInvocations runs [start, end) as Lambda invocations do: each one stops
+// after budget and hands its cursor (the spans it read) to the next, until
+// one completes; it returns how many it took, at most limit.
+func (f *fixture) runInvocations(t *testing.T, account, region string, start, end time.Time, budget time.Duration, limit int) int {
+	t.Helper()
+	var read []contract.Span
+	for invocations := 1; ; invocations++ {
+		if invocations > limit {
+			t.Fatalf("no progress in %d invocations", limit)
+		}
+		res, err := f.run(t, account, region, start, end, func(_ *engine.Config, j *engine.Job) {
+			j.Read = read
+			j.StopAt = time.Now().Add(budget)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Complete {
+			return invocations
+		}
+		read = res.Read
+	}
+}
+
 func mustRun(t *testing.T, f *fixture, account, region string, start, end time.Time) engine.Result {
 	t.Helper()
 	res, err := f.run(t, account, region, start, end, nil)
@@ -337,25 +361,7 @@ func TestStopAtDeadlineResumesWithoutLossOrDuplicates(t *testing.T) {
 	start, end := day.Add(5*time.Hour), day.Add(6*time.Hour)
 	evs := testkit.Retimed(t, member, "us-east-1", testkit.Spaced(start, 300*time.Millisecond, 6000))
 	testkit.Load(t, f.emu, evs)
-	var read []contract.Span
-	invocations := 0
-	for {
-		invocations++
-		if invocations > 100 {
-			t.Fatal("no progress across invocations")
-		}
-		res, err := f.run(t, member, "us-east-1", start, end, func(_ *engine.Config, j *engine.Job) {
-			j.Read = read
-			j.StopAt = time.Now().Add(800 * time.Millisecond)
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.Complete {
-			break
-		}
-		read = res.Read
-	}
+	invocations := f.runInvocations(t, member, "us-east-1", start, end, 800*time.Millisecond, 100)
 	if invocations < 2 {
 		t.Fatalf("finished in %d invocations: the deadline never interrupted a window", invocations)
 	}

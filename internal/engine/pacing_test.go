@@ -10,7 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 
-	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/emulator"
 	"github.com/trailfill/trailfill/internal/engine"
 	"github.com/trailfill/trailfill/internal/testkit"
@@ -61,25 +60,7 @@ func TestSplitRangesResumeAfterDeadline(t *testing.T) {
 	start, end := day.Add(2*time.Hour), day.Add(5*time.Hour)
 	evs := splitEvents(t, member, "us-east-1", start, end)
 	testkit.Load(t, f.emu, evs)
-	var read []contract.Span
-	invocations := 0
-	for {
-		invocations++
-		if invocations > 50 {
-			t.Fatal("no progress across invocations")
-		}
-		res, err := f.run(t, member, "us-east-1", start, end, func(_ *engine.Config, j *engine.Job) {
-			j.Read = read
-			j.StopAt = time.Now().Add(1200 * time.Millisecond)
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.Complete {
-			break
-		}
-		read = res.Read
-	}
+	invocations := f.runInvocations(t, member, "us-east-1", start, end, 1200*time.Millisecond, 50)
 	if invocations < 2 {
 		t.Fatalf("finished in %d invocation: the deadline never interrupted the pagers", invocations)
 	}
