@@ -40,24 +40,9 @@ type VerifyOptions struct {
 // both native files and trailfill's files hold (native delivery brought them
 // after the backfill: `trailfill reconcile` removes trailfill's copies).
 type PartitionReport struct {
-	Account     string `json:"account"`
-	Region      string `json:"region"`
-	Windows     int    `json:"windows"`
-	Archived    int    `json:"archived"`
-	Provisional int    `json:"provisional"`
-	Missing     int    `json:"missing"`
-	Corrupt     int    `json:"corrupt"`
-	// Events is the number of distinct events of the archived windows, in
-	// any trail file; Native of them in native files, Recovered in
-	// trailfill's, Duplicated in both.
-	Events     int64 `json:"events"`
-	Native     int64 `json:"native"`
-	Recovered  int64 `json:"recovered"`
-	Duplicated int64 `json:"duplicated"`
-	// NativeDuplicates are records native delivery itself holds twice:
-	// reported, not trailfill's to fix (tools deduplicate on eventID).
-	NativeDuplicates int64 `json:"native_duplicates"`
-	Objects          int   `json:"objects"`
+	Account string `json:"account"`
+	Region  string `json:"region"`
+	VerifyCounts
 
 	MissingWindows     []time.Time     `json:"missing_windows"`
 	ProvisionalWindows []time.Time     `json:"provisional_windows"`
@@ -70,6 +55,42 @@ type PartitionReport struct {
 	// lists (a concurrent run's, written after the manifest): their events
 	// count, they are just not checksummed.
 	Unlisted []string `json:"unlisted_objects"`
+}
+
+// VerifyCounts are the figures of a verification: of one partition in a
+// PartitionReport, of all of them in the CLI's totals (Add).
+type VerifyCounts struct {
+	Windows     int `json:"windows"`
+	Archived    int `json:"archived"`
+	Provisional int `json:"provisional"`
+	Missing     int `json:"missing"`
+	Corrupt     int `json:"corrupt"`
+	// Events is the number of distinct events of the archived windows, in
+	// any trail file; Native of them in native files, Recovered in
+	// trailfill's, Duplicated in both.
+	Events     int64 `json:"events"`
+	Native     int64 `json:"native"`
+	Recovered  int64 `json:"recovered"`
+	Duplicated int64 `json:"duplicated"`
+	// NativeDuplicates are records native delivery itself holds twice:
+	// reported, not trailfill's to fix (tools deduplicate on eventID).
+	NativeDuplicates int64 `json:"native_duplicates"`
+	Objects          int   `json:"objects"`
+}
+
+// Add adds o to c.
+func (c *VerifyCounts) Add(o VerifyCounts) {
+	c.Windows += o.Windows
+	c.Archived += o.Archived
+	c.Provisional += o.Provisional
+	c.Missing += o.Missing
+	c.Corrupt += o.Corrupt
+	c.Events += o.Events
+	c.Native += o.Native
+	c.Recovered += o.Recovered
+	c.Duplicated += o.Duplicated
+	c.NativeDuplicates += o.NativeDuplicates
+	c.Objects += o.Objects
 }
 
 // CorruptWindow is a window whose manifest does not match the archive.
@@ -115,7 +136,7 @@ func (r *PartitionReport) Complete() bool {
 // each object a manifest lists and the counts come from that read. An error
 // means the archive could not be read, not that it is incomplete.
 func VerifyPartition(ctx context.Context, s Store, account, region string, o VerifyOptions) (*PartitionReport, error) {
-	r := &PartitionReport{Account: account, Region: region, Windows: len(o.Windows),
+	r := &PartitionReport{Account: account, Region: region, VerifyCounts: VerifyCounts{Windows: len(o.Windows)},
 		MissingWindows: []time.Time{}, ProvisionalWindows: []time.Time{}, CorruptWindows: []CorruptWindow{},
 		DuplicatedWindows: []WindowOverlap{}, WindowEvents: []WindowOverlap{}, Unlisted: []string{}}
 	if len(o.Windows) == 0 {

@@ -104,8 +104,8 @@ func TestVerifyPartition(t *testing.T) {
 	}
 	changed, _ := store.Get(ctx, bad.Key)
 	want := &PartitionReport{
-		Account: vAccount, Region: vRegion, Windows: 5, Archived: 1, Provisional: 1, Missing: 2, Corrupt: 1,
-		Events: 6, Native: 3, Recovered: 4, Duplicated: 1, NativeDuplicates: 1, Objects: 2,
+		Account: vAccount, Region: vRegion, VerifyCounts: VerifyCounts{Windows: 5, Archived: 1, Provisional: 1, Missing: 2, Corrupt: 1,
+			Events: 6, Native: 3, Recovered: 4, Duplicated: 1, NativeDuplicates: 1, Objects: 2},
 		MissingWindows:     []time.Time{vt(10, 30, 0), vt(11, 30, 0)},
 		ProvisionalWindows: []time.Time{vt(12, 0, 0)},
 		CorruptWindows: []CorruptWindow{{Window: vt(11, 0, 0), Manifest: badManifest.Key(), Problems: []ObjectProblem{

@@ -41,19 +41,9 @@ type VerifyReport struct {
 
 // VerifyTotals adds up the partitions of a VerifyReport.
 type VerifyTotals struct {
-	Partitions       int   `json:"partitions"`
-	Windows          int   `json:"windows"`
-	Archived         int   `json:"archived"`
-	Provisional      int   `json:"provisional"`
-	Missing          int   `json:"missing"`
-	Corrupt          int   `json:"corrupt"`
-	Events           int64 `json:"events"`
-	Native           int64 `json:"native"`
-	Recovered        int64 `json:"recovered"`
-	Duplicated       int64 `json:"duplicated"`
-	NativeDuplicates int64 `json:"native_duplicates"`
-	Objects          int   `json:"objects"`
-	UnlistedObjects  int   `json:"unlisted_objects"`
+	Partitions int `json:"partitions"`
+	archive.VerifyCounts
+	UnlistedObjects int `json:"unlisted_objects"`
 }
 
 // verify checks the archive of a range, per partition and window (archive.VerifyPartitions):
@@ -368,17 +358,7 @@ func verifyArchive(ctx context.Context, store archive.Store, spec rangeSpec, par
 	for _, p := range reports {
 		t := &r.Totals
 		t.Partitions++
-		t.Windows += p.Windows
-		t.Archived += p.Archived
-		t.Provisional += p.Provisional
-		t.Missing += p.Missing
-		t.Corrupt += p.Corrupt
-		t.Events += p.Events
-		t.Native += p.Native
-		t.Recovered += p.Recovered
-		t.Duplicated += p.Duplicated
-		t.NativeDuplicates += p.NativeDuplicates
-		t.Objects += p.Objects
+		t.Add(p.VerifyCounts)
 		t.UnlistedObjects += len(p.Unlisted)
 		if !p.Complete() {
 			r.Complete = false

@@ -100,14 +100,14 @@ func TestStartWatchVerifyEndToEnd(t *testing.T) {
 	objects := 0
 	for i, p := range parts {
 		got := rep.Partitions[i]
-		want := archive.PartitionReport{Windows: 6, Archived: 6, Events: int64(len(d.events[p])), Objects: d.slices(p)}
+		want := archive.PartitionReport{VerifyCounts: archive.VerifyCounts{Windows: 6, Archived: 6, Events: int64(len(d.events[p])), Objects: d.slices(p)}}
 		if got.Account+"/"+got.Region != p || got.Windows != want.Windows || got.Archived != 6 || got.Missing != 0 || got.Corrupt != 0 ||
 			got.Events != want.Events || got.Objects != want.Objects || len(got.MissingWindows) != 0 || len(got.CorruptWindows) != 0 || len(got.Unlisted) != 0 {
 			t.Errorf("partition %s: %+v, want %+v", p, *got, want)
 		}
 		objects += want.Objects
 	}
-	if want := (VerifyTotals{Partitions: 5, Windows: 30, Archived: 30, Events: int64(total), Recovered: int64(total), Objects: objects}); rep.Totals != want {
+	if want := (VerifyTotals{Partitions: 5, VerifyCounts: archive.VerifyCounts{Windows: 30, Archived: 30, Events: int64(total), Recovered: int64(total), Objects: objects}}); rep.Totals != want {
 		t.Errorf("totals %+v, want %+v", rep.Totals, want)
 	}
 	if want := fmt.Sprintf("trailfill: archive complete: 30 window(s) in 5 partition(s), %d events once each (0 delivered by CloudTrail, %d recovered in %d objects), every SHA-256 matches\n", total, total, objects); stderr != want {
