@@ -50,14 +50,7 @@ func (s *Server) DenyOrganizations(account string) {
 func (s *Server) OrganizationsCalls(op string) int {
 	s.trails.mu.Lock()
 	defer s.trails.mu.Unlock()
-	if op != "" {
-		return s.trails.orgCalls[op]
-	}
-	n := 0
-	for _, c := range s.trails.orgCalls {
-		n += c
-	}
-	return n
+	return countCalls(s.trails.orgCalls, op)
 }
 
 type wireOrganization struct {

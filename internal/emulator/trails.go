@@ -336,11 +336,16 @@ func (s *Server) SetTrailStatus(trailARN string, st TrailStatus) error {
 func (s *Server) CloudTrailCalls(op string) int {
 	s.trails.mu.Lock()
 	defer s.trails.mu.Unlock()
+	return countCalls(s.trails.calls, op)
+}
+
+// countCalls is calls[op], or the sum of all of them for op "".
+func countCalls(calls map[string]int, op string) int {
 	if op != "" {
-		return s.trails.calls[op]
+		return calls[op]
 	}
 	n := 0
-	for _, c := range s.trails.calls {
+	for _, c := range calls {
 		n += c
 	}
 	return n
