@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -72,6 +73,33 @@ func (m *Manifest) Header() ManifestHeader {
 
 // Covers reports whether the settled coverage includes [from, to).
 func (m *Manifest) Covers(from, to time.Time) bool { return m.Covered.Covers(from, to) }
+
+// Slices are the starts of the slices a window's manifest speaks of, in
+// order: those of part (what a run reads or checks of the window), of what m
+// covers, settled or provisionally, and of the pieces it lists. m may be nil.
+func (m *Manifest) Slices(part Interval) []time.Time {
+	ivs := Intervals{part}
+	set := map[int64]bool{}
+	if m != nil {
+		ivs = append(append(ivs, m.Covered...), m.Provisional...)
+		for _, o := range m.Objects {
+			if f, ok := ParseTrailFileName(o.Key); ok && f.Piece >= 0 {
+				set[f.SliceStart.Unix()] = true
+			}
+		}
+	}
+	for _, iv := range Coalesce(ivs) {
+		for ss := iv.From.Truncate(SliceLength); ss.Before(iv.To); ss = ss.Add(SliceLength) {
+			set[ss.Unix()] = true
+		}
+	}
+	out := make([]time.Time, 0, len(set))
+	for u := range set {
+		out = append(out, time.Unix(u, 0).UTC())
+	}
+	slices.SortFunc(out, time.Time.Compare)
+	return out
+}
 
 // Settled reports whether nothing of the manifest is provisional.
 func (m *Manifest) Settled() bool { return len(m.Provisional) == 0 }

@@ -152,7 +152,7 @@ func (s *S3Store) get(ctx context.Context, key string) ([]byte, string, error) {
 func (s *S3Store) GetVersion(ctx context.Context, key string) ([]byte, string, error) {
 	b, etag, err := s.get(ctx, key)
 	if err == nil && etag == "" {
-		return nil, "", fmt.Errorf("read s3://%s/%s: the answer has no ETag, which a conditional update needs (is this S3?)", s.Bucket, key)
+		return nil, "", fmt.Errorf("read %s/%s: the answer has no ETag, which a conditional update needs (is this S3?)", s, key)
 	}
 	return b, etag, err
 }

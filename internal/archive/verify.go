@@ -174,11 +174,19 @@ func VerifyPartition(ctx context.Context, s Store, account, region string, o Ver
 		return nil, err
 	}
 
+	// Every slice a window's manifest speaks of is scanned, so that its
+	// pieces outside the range (a range that starts or ends inside a window
+	// an earlier run archived whole) are checked too; only the range's part
+	// is counted.
+	spoken := make([][]time.Time, len(o.Windows))
 	var starts []time.Time
-	for _, w := range o.Windows {
-		for ss := w.From.Truncate(SliceLength); ss.Before(w.To); ss = ss.Add(SliceLength) {
-			starts = append(starts, ss)
+	for i, w := range o.Windows {
+		var m *Manifest
+		if res := read[w.Start.Unix()]; res != nil {
+			m = res.m
 		}
+		spoken[i] = m.Slices(w.Interval())
+		starts = append(starts, spoken[i]...)
 	}
 	scan := NewTrailScanner(s, ScanOptions{OrgID: o.OrgID, Account: account, Region: region, Native: !o.IgnoreNative, Lookahead: o.NativeLookahead}, starts)
 	listed := map[string]bool{}
@@ -186,20 +194,22 @@ func VerifyPartition(ctx context.Context, s Store, account, region string, o Ver
 	if o.Filter != nil {
 		wantFilter = o.Filter(region)
 	}
-	for _, w := range o.Windows {
+	for i, w := range o.Windows {
 		// What the trail files hold of the window.
 		pieces := map[string]PieceInfo{}
 		var native, recovered, both int
-		for ss := w.From.Truncate(SliceLength); ss.Before(w.To); ss = ss.Add(SliceLength) {
+		for _, ss := range spoken[i] {
 			c, err := scan.Slice(ctx, ss)
 			if err != nil {
 				return nil, err
 			}
-			n, p, b := c.Counts()
-			native, recovered, both = native+n, recovered+p, both+b
-			r.NativeDuplicates += int64(c.NativeDuplicates)
 			for _, pi := range c.PieceList() {
 				pieces[pi.Key] = pi
+			}
+			if ss.Add(SliceLength).After(w.From) && ss.Before(w.To) {
+				n, p, b := c.Counts()
+				native, recovered, both = native+n, recovered+p, both+b
+				r.NativeDuplicates += int64(c.NativeDuplicates)
 			}
 			scan.Release(ss)
 		}

@@ -142,3 +142,32 @@ func TestVerifyPartition(t *testing.T) {
 		}
 	})
 }
+
+// A range that starts and ends inside windows archived whole: the windows'
+// pieces outside the range are checked (not reported missing), and only the
+// range's part is counted.
+func TestVerifyPartOfArchivedWindows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, err := NewLocalStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	iv := func(a, b time.Time) []Interval { return []Interval{{From: a, To: b}} }
+	early := piece(t, store, vt(10, 0, 0), 0, map[string]time.Time{"e1": vt(10, 1, 0)})
+	inside := piece(t, store, vt(10, 20, 0), 0, map[string]time.Time{"i1": vt(10, 21, 0), "i2": vt(10, 22, 0)})
+	late := piece(t, store, vt(10, 50, 0), 0, map[string]time.Time{"l1": vt(10, 55, 0)})
+	manifest(t, store, vt(10, 0, 0), iv(vt(10, 0, 0), vt(10, 30, 0)), nil, early, inside)
+	manifest(t, store, vt(10, 30, 0), iv(vt(10, 30, 0), vt(11, 0, 0)), nil, late)
+
+	r, err := VerifyPartition(ctx, store, vAccount, vRegion, VerifyOptions{Windows: Windows(vt(10, 17, 0), vt(10, 43, 0), 30*time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Complete() || r.Archived != 2 || r.Corrupt != 0 || len(r.Unlisted) != 0 {
+		t.Fatalf("report %+v: want both windows archived, nothing corrupt or unlisted", *r)
+	}
+	if r.Recovered != 2 {
+		t.Errorf("%d recovered events counted, want the range's 2 (i1, i2)", r.Recovered)
+	}
+}

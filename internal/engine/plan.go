@@ -69,18 +69,7 @@ func (r *run) plan(ctx context.Context) error {
 			win.pending = append(win.pending, archive.Subtract(part, done)...)
 		}
 		win.read = spansWithin(j.Read, w.From, w.To)
-		// The manifest speaks of every slice its coverage touches.
-		spoken := append(archive.Intervals{w.Interval()}, covered...)
-		if m != nil {
-			spoken = append(spoken, m.Provisional...)
-		}
-		for _, iv := range archive.Coalesce(spoken) {
-			for ss := iv.From.Truncate(archive.SliceLength); ss.Before(iv.To); ss = ss.Add(archive.SliceLength) {
-				if len(win.slices) == 0 || win.slices[len(win.slices)-1].Before(ss) {
-					win.slices = append(win.slices, ss)
-				}
-			}
-		}
+		win.slices = m.Slices(w.Interval())
 		scan = append(scan, win.slices...)
 		for _, iv := range win.pending {
 			for ss := iv.From.Truncate(archive.SliceLength); ss.Before(iv.To); ss = ss.Add(archive.SliceLength) {
