@@ -33,7 +33,7 @@ type ReconcileOptions struct {
 	Account, Region string
 	Windows         []Window // the windows of the range
 	OrgID           string
-	NativeLookahead time.Duration // 0: a day
+	NativeLookahead time.Duration // as NativeLookahead reads it: 0 a day, negative none
 	DryRun          bool          // report what would change, change nothing
 	Now             func() time.Time
 	Logger          *slog.Logger
@@ -91,9 +91,7 @@ func Reconcile(ctx context.Context, s Store, o ReconcileOptions) (*ReconcileRepo
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.NativeLookahead == 0 {
-		o.NativeLookahead = 24 * time.Hour
-	}
+	o.NativeLookahead = NativeLookahead(o.NativeLookahead)
 	rep := &ReconcileReport{Account: o.Account, Region: o.Region, Removed: []string{}, Written: []string{}, Refused: []ObjectProblem{}}
 	if len(o.Windows) == 0 {
 		return rep, nil

@@ -25,6 +25,25 @@ type ScanOptions struct {
 	Parallel int
 }
 
+// DefaultNativeLookahead is how far after a slice native trail files that
+// can hold its events are looked for: CloudTrail delivers within minutes,
+// "not guaranteed" (facts.md), and a file delivered at 00:03 of day DD+1
+// holds events of DD.
+const DefaultNativeLookahead = 24 * time.Hour
+
+// NativeLookahead is the ScanOptions.Lookahead of an option that every
+// caller (engine, verify, reconcile) reads the same way: zero is
+// DefaultNativeLookahead, negative is none (the slice's own day folder).
+func NativeLookahead(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return DefaultNativeLookahead
+	case d < 0:
+		return 0
+	}
+	return d
+}
+
 // Event sources in a SliceContent.
 const (
 	fromNative uint8 = 1 << iota

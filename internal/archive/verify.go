@@ -20,7 +20,7 @@ type VerifyOptions struct {
 	// IgnoreNative: do not read native trail files (no overlap check).
 	IgnoreNative bool
 	// NativeLookahead: how far after a slice native files can hold its
-	// events (engine.DefaultNativeLookahead if zero).
+	// events, as NativeLookahead reads it (zero: a day; negative: none).
 	NativeLookahead time.Duration
 	// Filter names the selection of management events a region's windows
 	// must hold (Manifest.Filter; nil or "": every management event). A
@@ -142,9 +142,7 @@ func VerifyPartition(ctx context.Context, s Store, account, region string, o Ver
 	if len(o.Windows) == 0 {
 		return r, nil
 	}
-	if o.NativeLookahead == 0 {
-		o.NativeLookahead = 24 * time.Hour
-	}
+	o.NativeLookahead = NativeLookahead(o.NativeLookahead)
 	from, to := o.Windows[0].Start, o.Windows[len(o.Windows)-1].Start.Add(time.Second)
 	keys, err := ManifestKeys(ctx, s, ManifestPrefix(account, region), from, to)
 	if err != nil {

@@ -141,6 +141,9 @@ func (f *rangeFlags) spec(now time.Time, needOut bool) (rangeSpec, error) {
 		return s, usagef("--settle-margin %s: give whole minutes from 0 to 24h", f.settleMargin)
 	}
 	s.IgnoreNative, s.NativeLookahead, s.SettleMargin = f.ignoreNative, f.nativeLookahead, f.settleMargin
+	if s.NativeLookahead == 0 {
+		s.NativeLookahead = -1 // --native-lookahead 0: the slice's own day folder only (archive.NativeLookahead)
+	}
 	if f.kmsKey != "" {
 		if err := validate.KMSKeyArn(f.kmsKey); err != nil {
 			return s, usageError{fmt.Errorf("--kms-key: %w", err)}
@@ -170,9 +173,9 @@ func (s rangeSpec) input(destination string, maxConcurrency int) contract.Execut
 	}
 }
 
-// minutesOrNone is d in whole minutes, or -1 for zero.
+// minutesOrNone is d in whole minutes, or -1 for none (zero or negative).
 func minutesOrNone(d time.Duration) int {
-	if d == 0 {
+	if d <= 0 {
 		return -1
 	}
 	return int(d / time.Minute)

@@ -55,11 +55,8 @@ const PageSize = 50
 
 // Defaults of Config.
 const (
-	// DefaultNativeLookahead is how far after a slice native trail files that
-	// can hold its events are looked for: CloudTrail delivers within minutes,
-	// "not guaranteed" (facts.md), and a file delivered at 00:03 of day DD+1
-	// holds events of DD.
-	DefaultNativeLookahead = 24 * time.Hour
+	// DefaultNativeLookahead: archive.DefaultNativeLookahead.
+	DefaultNativeLookahead = archive.DefaultNativeLookahead
 	// DefaultSettleMargin: LookupEvents fills in over minutes; a window that
 	// ends less than this before the run is archived provisionally and read
 	// again by a later run.
@@ -205,12 +202,7 @@ func Run(ctx context.Context, cfg Config, job Job) (Result, error) {
 	if cfg.SpoolDir == "" {
 		cfg.SpoolDir = os.TempDir()
 	}
-	switch {
-	case cfg.NativeLookahead == 0:
-		cfg.NativeLookahead = DefaultNativeLookahead
-	case cfg.NativeLookahead < 0:
-		cfg.NativeLookahead = 0 // the slice's own day folder only
-	}
+	cfg.NativeLookahead = archive.NativeLookahead(cfg.NativeLookahead)
 	if cfg.SettleMargin == 0 {
 		cfg.SettleMargin = DefaultSettleMargin
 	}
