@@ -1,5 +1,6 @@
 // Package cli is the trailfill command line: one command tree (run, plan,
-// start, watch, verify, gaps, demo, gitlab serve, gitlab backfill) whose commands
+// start, watch, verify, reconcile, gaps, demo, gitlab serve, gitlab
+// backfill, gitlab verify) whose commands
 // parse and validate all of their input before they write or start
 // anything, call one domain function (internal/backfill, internal/plan,
 // internal/archive, internal/gitlab, ...) and print its result. Errors are

@@ -74,7 +74,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			t.warnExpiry(spec, p.Partitions, contract.DefaultMaxConcurrency, perHour)
+			t.warnExpiry(spec, p.Partitions, maxConc, perHour)
 			if asJSON {
 				enc := json.NewEncoder(t.env.Stdout)
 				enc.SetIndent("", "  ")

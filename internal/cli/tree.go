@@ -176,22 +176,25 @@ func noArgs(name string, args []string) error {
 // newTree builds the command tree.
 func newTree(env *Env, d *deps) *tree {
 	t := &tree{env: env, deps: d, paths: map[*ffcli.Command]string{}, sink: &usageSink{}}
-	gitlab := t.add("trailfill", command{
+	var gitlab *ffcli.Command
+	gitlab = t.add("trailfill", command{
 		name:       "gitlab",
-		shortUsage: "gitlab serve|backfill [flags]",
-		shortHelp:  "GitLab audit events: streaming receiver and REST backfill (docs/gitlab.md)",
+		shortUsage: "gitlab serve|backfill|verify [flags]",
+		shortHelp:  "GitLab audit events: streaming receiver, REST backfill and verification (docs/gitlab.md)",
 		longHelp: `  trailfill gitlab serve    --token-file FILE [--listen ADDR] [--out DIR|s3://bucket/prefix]
                             [--source NAME] [--max-body BYTES] [--tls-cert FILE --tls-key FILE]
   trailfill gitlab backfill --url URL (--group G | --project P | --instance) --start T --end T
                             [--out DIR|s3://bucket/prefix] [--source NAME] [--window 24h]
                             [--concurrency N] [--rps N] [--json]
+  trailfill gitlab verify   (--group G | --project P | --instance) --start T --end T
+                            [--out DIR|s3://bucket/prefix] [--layout default|gitlab-s3] [--json]
 The backfill reads its API token from ` + contract.EnvGitLabToken + `. Times are RFC 3339 (2025-04-17T15:00:00Z).
-Run "trailfill gitlab serve -h" or "trailfill gitlab backfill -h" for the flags.`,
+Run "trailfill gitlab <command> -h" for the flags.`,
 		exec: func(_ context.Context, args []string) error {
 			if len(args) == 0 {
-				return usagef("missing command after gitlab: use serve or backfill (see trailfill gitlab -h)")
+				return usagef("missing command after gitlab: use %s (see trailfill gitlab -h)", commandNames(gitlab))
 			}
-			return usagef("unknown command %q after gitlab: use serve or backfill (see trailfill gitlab -h)", args[0])
+			return usagef("unknown command %q after gitlab: use %s (see trailfill gitlab -h)", args[0], commandNames(gitlab))
 		},
 		subs: []*ffcli.Command{t.gitlabServe(), t.gitlabBackfill(), t.gitlabVerify()},
 	})
@@ -226,21 +229,33 @@ Examples:
 func (t *tree) rootExec(_ context.Context, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(t.env.Stderr, usageText(t.root))
-		return usageError{errors.New("missing command: use run, plan, start, watch, verify, gaps, demo or gitlab")}
+		return usagef("missing command: use %s", commandNames(t.root))
 	}
 	if args[0] == "help" {
 		node := t.root
 		for _, name := range args[1:] {
 			next := subcommand(node, name)
 			if next == nil {
-				return usagef("no command %q: use run, plan, start, watch, verify, gaps, demo or gitlab", strings.Join(args[1:], " "))
+				return usagef("no command %q: use %s", strings.Join(args[1:], " "), commandNames(t.root))
 			}
 			node = next
 		}
 		fmt.Fprint(t.env.Stdout, usageText(node))
 		return nil
 	}
-	return usagef("unknown command %q: use run, plan, start, watch, verify, gaps, demo or gitlab", args[0])
+	return usagef("unknown command %q: use %s", args[0], commandNames(t.root))
+}
+
+// commandNames lists a node's subcommands for an error: "a, b or c".
+func commandNames(c *ffcli.Command) string {
+	names := make([]string, len(c.Subcommands))
+	for i, sub := range c.Subcommands {
+		names[i] = sub.Name
+	}
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 func subcommand(c *ffcli.Command, name string) *ffcli.Command {
