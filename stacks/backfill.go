@@ -353,7 +353,7 @@ func NewBackfillStack(scope constructs.Construct, props BackfillStackProps) (*Ba
 	out(contract.OutputArchiveDestination, "The archive as trailfill's --out (trailfill verify --out ...)", awscdk.Fn_Join(jsii.String(""), &dest))
 	out(contract.OutputReadRoleName, "Read role name assumed in other accounts (trailfill --role-name)", jsii.String(cfg.ReadRoleName))
 	out(contract.OutputBackfillFunctionRoleArn, "Role of the backfill function: the principal the read roles and the bucket policy trust", role.RoleArn())
-	out(contract.OutputStagingBucket, "Staging bucket of the state machine (Distributed Map items under inputs/, results under results/; objects expire after 30 days)", s.Staging.BucketName())
+	out(contract.OutputStagingBucket, fmt.Sprintf("Staging bucket of the state machine (Distributed Map items under inputs/, results under results/; objects expire after %d days)", StagingExpirationDays), s.Staging.BucketName())
 	out(contract.OutputConsoleURL, "Step Functions console for the backfill state machine", awscdk.Fn_Join(jsii.String(""), &[]*string{
 		jsii.String("https://"), consoleHost(stack), jsii.String("/states/home?region="), awscdk.Aws_REGION(),
 		jsii.String("#/statemachines/view/"), sm.StateMachineArn(),

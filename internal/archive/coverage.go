@@ -16,9 +16,9 @@ import (
 // The index is a cache, never the truth: a window counts as archived only
 // when its manifest is listed too (a deleted manifest is noticed), and a
 // window the index does not vouch for is planned from its manifest.
-// Concurrent writers may lose each other's additions (last writer wins); the
-// manifests then answer for them. Manifests only ever gain coverage, so what
-// the index says stays true.
+// Concurrent writers merge their additions by compare-and-swap (AddCoverage,
+// Update), and manifests only ever gain coverage, so what the index says
+// stays true.
 
 // CoverageIndexName is the index's name under its prefix.
 const CoverageIndexName = "index.json"

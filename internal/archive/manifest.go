@@ -35,12 +35,13 @@ type Manifest struct {
 	Provisional Intervals `json:"provisional,omitempty"`
 	// Filter names the management events archived (empty: all of them).
 	Filter string `json:"filter,omitempty"`
-	// Events = Recovered + Native.
+	// Events are the window's distinct events in any trail file: Native +
+	// Recovered, less those both hold.
 	Events int `json:"events"`
 	// Recovered is what Objects hold: trailfill's trail files of the window.
 	Recovered int `json:"recovered"`
-	// Native counts events LookupEvents returned that native trail files
-	// already held, so trailfill did not write them.
+	// Native counts the distinct events of the window's slices in native
+	// trail files (CloudTrail's own delivery), found when the run wrote it.
 	Native      int              `json:"native"`
 	Objects     []ManifestObject `json:"objects"`
 	Query       ManifestQuery    `json:"query"`

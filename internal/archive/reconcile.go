@@ -323,7 +323,7 @@ func applyIntent(ctx context.Context, s Store, in *reconcileIntent, o ReconcileO
 	for _, obj := range objs {
 		m.Recovered += obj.Events
 	}
-	m.Events = m.Native + m.Recovered
+	m.Events = m.Native + m.Recovered // reconciled: no event is in both any more
 	m.CompletedAt = o.Now().UTC().Truncate(time.Second)
 	if err := WriteManifest(ctx, s, m); err != nil {
 		return fmt.Errorf("reconcile %s: write its manifest: %w", where, err)

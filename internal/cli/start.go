@@ -44,7 +44,16 @@ type startFlags struct {
 // `run` executes locally, minus the destination (the stack's function writes
 // to the stack's archive). The read role defaults to the stack's. It prints
 // the execution ARN alone on stdout, for scripts, and the rest on stderr.
-// --out, --org-id and --rate are refused: the stack decides them.
+// --out, --org-id, --rate and --kms-key are refused: the stack decides them.
+// startRefused are the range flags start refuses, and why: the stack
+// decides them.
+var startRefused = []struct{ flag, why string }{
+	{"out", "the deployed stack writes to its own archive (output ArchiveDestination); to archive elsewhere use trailfill run --out, or redeploy with -c bucketName=... -c prefix=..."},
+	{"org-id", "the deployed function uses the stack's orgId; redeploy with -c orgId=... to change the layout"},
+	{"rate", "the deployed function uses the stack's rate; redeploy with -c rate=... to change it"},
+	{"kms-key", "the deployed function writes with the stack's kmsKeyArn; redeploy with -c kmsKeyArn=... to change it"},
+}
+
 func (t *tree) start() *ffcli.Command {
 	var f rangeFlags
 	var s startFlags
@@ -86,9 +95,9 @@ Examples:
 			fs.IntVar(&s.maxConc, "max-concurrency", contract.DefaultMaxConcurrency, "partitions processed at once by the Distributed Map, 1-10000: each holds one Lambda invocation, so the account's Lambda concurrency bounds it (checked), not the LookupEvents quota")
 			fs.DurationVar(&s.interval, "interval", 5*time.Second, "with --watch: how often to poll the execution")
 			fs.DurationVar(&s.scanInterval, "scan-interval", defaultScanInterval, "with --watch: how often to read the archive's manifests for progress")
-			fs.Lookup("out").Usage = "not used by start: the stack's function writes to the stack's archive"
-			fs.Lookup("org-id").Usage = "not used by start: the stack's orgId decides the layout"
-			fs.Lookup("rate").Usage = "not used by start: the stack's rate setting applies"
+			for _, r := range startRefused {
+				fs.Lookup(r.flag).Usage = "not used by start: " + r.why
+			}
 			fs.Lookup("role-name").Usage = "read role assumed in accounts other than the caller's; omitted: the stack's ReadRoleName output"
 		},
 		exec: func(ctx context.Context, args []string) error {
@@ -102,12 +111,7 @@ Examples:
 
 func (t *tree) startExec(ctx context.Context, fs *flag.FlagSet, f rangeFlags, s startFlags) error {
 	env := t.env
-	for _, refused := range []struct{ flag, why string }{
-		{"out", "the deployed stack writes to its own archive (output ArchiveDestination); to archive elsewhere use trailfill run --out, or redeploy with -c bucketName=... -c prefix=..."},
-		{"org-id", "the deployed function uses the stack's orgId; redeploy with -c orgId=... to change the layout"},
-		{"rate", "the deployed function uses the stack's rate; redeploy with -c rate=... to change it"},
-		{"kms-key", "the deployed function writes with the stack's kmsKeyArn; redeploy with -c kmsKeyArn=... to change it"},
-	} {
+	for _, refused := range startRefused {
 		if flagGiven(fs, refused.flag) {
 			return usagef("--%s is not used by start: %s", refused.flag, refused.why)
 		}
