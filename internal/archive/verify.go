@@ -75,7 +75,10 @@ type VerifyCounts struct {
 	// NativeDuplicates are records native delivery itself holds twice:
 	// reported, not trailfill's to fix (tools deduplicate on eventID).
 	NativeDuplicates int64 `json:"native_duplicates"`
-	Objects          int   `json:"objects"`
+	// PieceDuplicates are events that more than one of trailfill's files
+	// holds: there must be none.
+	PieceDuplicates int64 `json:"piece_duplicates"`
+	Objects         int   `json:"objects"`
 }
 
 // Add adds o to c.
@@ -90,6 +93,7 @@ func (c *VerifyCounts) Add(o VerifyCounts) {
 	c.Recovered += o.Recovered
 	c.Duplicated += o.Duplicated
 	c.NativeDuplicates += o.NativeDuplicates
+	c.PieceDuplicates += o.PieceDuplicates
 	c.Objects += o.Objects
 }
 
@@ -125,7 +129,7 @@ const (
 // Complete reports whether every window is archived, settled, and no event
 // is in the archive twice.
 func (r *PartitionReport) Complete() bool {
-	return r.Missing == 0 && r.Corrupt == 0 && r.Provisional == 0 && r.Duplicated == 0
+	return r.Missing == 0 && r.Corrupt == 0 && r.Provisional == 0 && r.Duplicated == 0 && r.PieceDuplicates == 0
 }
 
 // VerifyPartition checks the archive of one partition over the windows of a
@@ -208,6 +212,7 @@ func VerifyPartition(ctx context.Context, s Store, account, region string, o Ver
 				n, p, b := c.Counts()
 				native, recovered, both = native+n, recovered+p, both+b
 				r.NativeDuplicates += int64(c.NativeDuplicates)
+				r.PieceDuplicates += int64(c.PieceDuplicates)
 			}
 			scan.Release(ss)
 		}

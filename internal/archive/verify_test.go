@@ -171,3 +171,23 @@ func TestVerifyPartOfArchivedWindows(t *testing.T) {
 		t.Errorf("%d recovered events counted, want the range's 2 (i1, i2)", r.Recovered)
 	}
 }
+
+// An event in two of trailfill's pieces is a duplicate verify reports: the
+// partition is not complete.
+func TestVerifyReportsAnEventInTwoPieces(t *testing.T) {
+	t.Parallel()
+	store, err := NewLocalStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p0 := piece(t, store, vt(10, 0, 0), 0, map[string]time.Time{"a": vt(10, 1, 0), "b": vt(10, 2, 0)})
+	p1 := piece(t, store, vt(10, 0, 0), 1, map[string]time.Time{"b": vt(10, 2, 0)})
+	manifest(t, store, vt(10, 0, 0), []Interval{{From: vt(10, 0, 0), To: vt(10, 30, 0)}}, nil, p0, p1)
+	r, err := VerifyPartition(context.Background(), store, vAccount, vRegion, VerifyOptions{Windows: Windows(vt(10, 0, 0), vt(10, 30, 0), 30*time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.PieceDuplicates != 1 || r.Complete() {
+		t.Fatalf("report %+v: want 1 piece duplicate and the partition incomplete", *r)
+	}
+}

@@ -162,6 +162,10 @@ func (t *tree) verifyExec(ctx context.Context, fs *flag.FlagSet, f rangeFlags, s
 			what = append(what, fmt.Sprintf("%d partition(s) failed in execution %s", len(failed), execution))
 			fix = append(fix, "fix the failures listed above and start the same backfill again")
 		}
+		if tot.PieceDuplicates > 0 {
+			what = append(what, fmt.Sprintf("%d event(s) in more than one of trailfill's files", tot.PieceDuplicates))
+			fix = append(fix, "trailfill never writes an event twice: report it with the windows' manifests")
+		}
 		if tot.Duplicated > 0 {
 			what = append(what, fmt.Sprintf("%d event(s) in native and trailfill's files", tot.Duplicated))
 			fix = append(fix, "run trailfill reconcile with the same range to remove trailfill's copies")
