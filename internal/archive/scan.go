@@ -21,9 +21,10 @@ type ScanOptions struct {
 	// minutes after the events, days after them when it redelivers. Folders
 	// up to Lookahead past a slice's end are read for it.
 	Lookahead time.Duration
-	// Parallel is how many trail files are read at once (default 8).
-	Parallel int
 }
+
+// scanParallel is how many trail files a scan reads at once.
+const scanParallel = 8
 
 // DefaultNativeLookahead is how far after a slice native trail files that
 // can hold its events are looked for: CloudTrail delivers within minutes,
@@ -206,9 +207,6 @@ type folderScan struct {
 
 // NewTrailScanner prepares a scan for the slices starting at starts.
 func NewTrailScanner(s Store, o ScanOptions, starts []time.Time) *TrailScanner {
-	if o.Parallel <= 0 {
-		o.Parallel = 8
-	}
 	t := &TrailScanner{store: s, o: o, slices: make(map[int64]*SliceContent, len(starts))}
 	for _, ss := range starts {
 		ss = ss.UTC().Truncate(SliceLength)
@@ -309,7 +307,7 @@ func (t *TrailScanner) scanFolder(ctx context.Context, day time.Time) error {
 	// interest started and within Lookahead of the last one's end matter.
 	lo, hi := t.first.Truncate(time.Minute), t.last.Add(t.o.Lookahead)
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(t.o.Parallel)
+	g.SetLimit(scanParallel)
 	for _, k := range keys {
 		f, ok := ParseTrailFileName(k)
 		if !ok || f.Account != t.o.Account || f.Region != t.o.Region {

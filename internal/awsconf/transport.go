@@ -42,21 +42,6 @@ func (c BodyRaceClient) Do(r *http.Request) (*http.Response, error) {
 	return base.Do(hideWriterTo(r))
 }
 
-// BodyRaceTransport is the same workaround as an http.RoundTripper, for
-// code that builds its own http.Client.
-type BodyRaceTransport struct {
-	Base http.RoundTripper // nil: http.DefaultTransport
-}
-
-// RoundTrip implements http.RoundTripper.
-func (t BodyRaceTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	base := t.Base
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	return base.RoundTrip(hideWriterTo(r))
-}
-
 // NewHTTPClient returns the HTTP client trailfill gives the SDK: the SDK's
 // own buildable client (its timeouts, proxy settings and TLS configuration)
 // behind BodyRaceClient. Build installs it; hand-built aws.Configs (tests of

@@ -60,9 +60,6 @@ func NewArchiveProgress(store archive.Store, parts []contract.Partition, start, 
 	return a
 }
 
-// Total is the number of windows followed, over all partitions.
-func (a *ArchiveProgress) Total() int64 { return int64(len(a.windows) * len(a.parts)) }
-
 // Scan returns the windows archived and the events they hold, over all
 // partitions.
 func (a *ArchiveProgress) Scan(ctx context.Context) (windows, events int64, err error) {

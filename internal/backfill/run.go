@@ -143,8 +143,6 @@ type RunOptions struct {
 	Progress *engine.Progress // nil: not counted
 	// Clock drives the executor's Retry waits; nil is the system clock.
 	Clock local.Clock
-	// MaxConcurrency caps the partitions run at once in-process; 0: all.
-	MaxConcurrency int
 }
 
 // RunSummary is what a local execution did.
@@ -169,8 +167,6 @@ type RunSummary struct {
 	Throttled int64
 	Wall      time.Duration
 	Stats     local.Stats
-	// PartitionsObject is the size of the staged partitions object.
-	PartitionsObject int
 }
 
 // Succeeded reports whether the execution succeeded.
@@ -188,10 +184,7 @@ func RunLocal(ctx context.Context, o RunOptions) (*RunSummary, error) {
 		progress = &engine.Progress{}
 	}
 	h := &Handler{Store: o.Store, OrgID: o.OrgID, Clients: o.Clients, Logger: o.Logger, Progress: progress}
-	conc := o.MaxConcurrency
-	if conc <= 0 {
-		conc = len(o.Partitions)
-	}
+	conc := len(o.Partitions) // every partition at once: each has its own quota
 	began := time.Now()
 	out, err := LocalExecution{
 		Name: o.Name, Input: o.Input, Partitions: o.Partitions, Staging: o.Staging, AllResults: true,
@@ -202,7 +195,7 @@ func RunLocal(ctx context.Context, o RunOptions) (*RunSummary, error) {
 	}
 	res := out.Result
 	sum := &RunSummary{Status: res.Status, Error: res.Error, Cause: res.Cause, Wall: time.Since(began), Stats: res.Stats,
-		Events: progress.Events.Load(), Files: progress.Files.Load(), Outcome: out.Outcome, PartitionsObject: out.PartitionsObject}
+		Events: progress.Events.Load(), Files: progress.Files.Load(), Outcome: out.Outcome}
 	for _, p := range o.Partitions {
 		lim := o.Clients.Limiter(p.Account, p.Region)
 		sum.Requests += lim.Attempts()

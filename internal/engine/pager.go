@@ -447,7 +447,7 @@ func (r *run) rebalance() {
 	if cut {
 		sort.Slice(r.queue, func(a, b int) bool { return r.queue[a].lo.Before(r.queue[b].lo) })
 	}
-	r.reportProgress(d, remaining)
+	r.reportProgress(d)
 	// Idle pagers look again: the queue or the number wanted may have changed.
 	r.cond.Broadcast()
 }

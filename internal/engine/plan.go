@@ -60,7 +60,7 @@ func (r *run) plan(ctx context.Context) error {
 			r.skip()
 			continue
 		}
-		win := &window{Window: w, old: m}
+		win := &window{Window: w}
 		var covered archive.Intervals
 		if m != nil {
 			covered = m.Covered

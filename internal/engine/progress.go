@@ -162,7 +162,7 @@ func (r *run) pageProgress(d time.Duration) {
 // it as far as known (its density so far when nothing else is); ranges with
 // no answer yet, and queued ones, between the lowest and the highest density
 // seen. Called with r.mu held.
-func (r *run) reportProgress(partition float64, _ float64) {
+func (r *run) reportProgress(partition float64) {
 	lo, hi := 0.0, 0.0
 	rlo, rhi := partition, partition
 	var unknown float64

@@ -79,7 +79,6 @@ func (s *slice) closeSpool() {
 // window is one window with something left to do in this run.
 type window struct {
 	archive.Window
-	old *archive.Manifest // its manifest when the run planned, if any
 	// pending is what this run reads of it: the part of the range it covers,
 	// less what its manifest covers (settled) and what earlier invocations read.
 	pending archive.Intervals

@@ -179,7 +179,7 @@ func (r *run) finish(ctx context.Context, w *window) error {
 		_, listed = r.planned.Manifests[w.Start.Unix()]
 	}
 	var m *archive.Manifest
-	err := archive.Update(ctx, r.cfg.Store, key, listed || w.old != nil, func(old []byte) ([]byte, error) {
+	err := archive.Update(ctx, r.cfg.Store, key, listed, func(old []byte) ([]byte, error) {
 		var cur *archive.Manifest
 		if old != nil {
 			var err error
