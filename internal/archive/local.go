@@ -2,8 +2,6 @@ package archive
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,19 +96,13 @@ func replace(path string, body []byte) error {
 	return nil
 }
 
-// localVersion is a local object's version: the SHA-256 of its bytes.
-func localVersion(body []byte) string {
-	sum := sha256.Sum256(body)
-	return hex.EncodeToString(sum[:])
-}
-
-// GetVersion implements Store; the version is the SHA-256 of the bytes.
+// GetVersion implements Store; the version is the SHA-256 of the bytes (hex).
 func (s *LocalStore) GetVersion(ctx context.Context, key string) ([]byte, string, error) {
 	b, err := s.Get(ctx, key)
 	if err != nil {
 		return nil, "", err
 	}
-	return b, localVersion(b), nil
+	return b, SHA256Hex(b), nil
 }
 
 // PutIfMatch implements Store: under the folder's lock, the object is
@@ -132,7 +124,7 @@ func (s *LocalStore) PutIfMatch(_ context.Context, key string, body []byte, vers
 	if err != nil {
 		return false, fmt.Errorf("read %s: %w", path, err)
 	}
-	if localVersion(cur) != version {
+	if SHA256Hex(cur) != version {
 		return false, nil
 	}
 	if err := replace(path, body); err != nil {

@@ -14,10 +14,8 @@ import (
 	"github.com/trailfill/trailfill/internal/archive"
 	"github.com/trailfill/trailfill/internal/contract"
 	"github.com/trailfill/trailfill/internal/trail"
+	"github.com/trailfill/trailfill/internal/validate"
 )
-
-// lookback is how far back LookupEvents reaches: the default start of gaps.
-const lookback = 90 * 24 * time.Hour
 
 // GapsReport is the document `trailfill gaps --json` prints.
 type GapsReport struct {
@@ -93,7 +91,7 @@ func (t *tree) gapsExec(ctx context.Context, f *rangeFlags, threshold time.Durat
 		return usagef("--threshold %s: give at least 1m (CloudTrail delivers about every 5 minutes)", threshold)
 	}
 	if f.start == "" {
-		f.start = now.Add(-lookback).Truncate(time.Minute).Add(time.Minute).Format(time.RFC3339)
+		f.start = now.Add(-validate.Lookback).Truncate(time.Minute).Add(time.Minute).Format(time.RFC3339)
 	}
 	if f.end == "" {
 		f.end = now.Format(time.RFC3339)
@@ -129,7 +127,7 @@ func (t *tree) gapsExec(ctx context.Context, f *rangeFlags, threshold time.Durat
 	for _, fl := range trail.Fills(pg) {
 		report.Fills = append(report.Fills, GapFill{Fill: fl,
 			Run: fillCommand("run", f, spec, fl), StartCommand: fillCommand("start", f, spec, fl),
-			Unrecoverable: fl.Start.Before(now.Add(-lookback))})
+			Unrecoverable: fl.Start.Before(now.Add(-validate.Lookback))})
 	}
 	if asJSON {
 		b, err := json.MarshalIndent(report, "", "  ")
@@ -194,9 +192,9 @@ func printGaps(env *Env, r *GapsReport, threshold time.Duration) {
 	fmt.Fprintf(w, "native deliveries in %s, %s .. %s (stretches over %s without one are gaps)\n", r.Archive, r.Start, r.End, threshold)
 	if tr := r.Trail; tr != nil {
 		st := tr.Status
-		fmt.Fprintf(w, "trail %s: logging %t, last delivery %s", tr.ARN, st.IsLogging, stamp(st.LatestDeliveryTime))
+		fmt.Fprintf(w, "trail %s: logging %t, last delivery %s", tr.ARN, st.IsLogging, trail.Stamp(st.LatestDeliveryTime))
 		if st.LatestDeliveryError != "" {
-			fmt.Fprintf(w, ", last delivery error %s (last attempt %s)", st.LatestDeliveryError, stamp(st.LatestDeliveryAttemptTime))
+			fmt.Fprintf(w, ", last delivery error %s (last attempt %s)", st.LatestDeliveryError, trail.Stamp(st.LatestDeliveryAttemptTime))
 		}
 		fmt.Fprintln(w)
 	}
@@ -205,7 +203,7 @@ func printGaps(env *Env, r *GapsReport, threshold time.Duration) {
 	n := 0
 	for _, p := range r.Partitions {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\n", p.Account, p.Region, p.NativeFiles,
-			time.Duration(p.MedianIntervalSeconds*float64(time.Second)).Round(time.Second), stamp(p.FirstDelivery), stamp(p.LastDelivery), len(p.Gaps))
+			time.Duration(p.MedianIntervalSeconds*float64(time.Second)).Round(time.Second), trail.Stamp(p.FirstDelivery), trail.Stamp(p.LastDelivery), len(p.Gaps))
 		n += len(p.Gaps)
 	}
 	_ = tw.Flush()
@@ -226,12 +224,4 @@ func printGaps(env *Env, r *GapsReport, threshold time.Duration) {
 		}
 		fmt.Fprintf(w, "  %s\n  %s\n", fl.Run, fl.StartCommand)
 	}
-}
-
-// stamp formats a time, or "never".
-func stamp(t time.Time) string {
-	if t.IsZero() {
-		return "never"
-	}
-	return t.UTC().Format(time.RFC3339)
 }

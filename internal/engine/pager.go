@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"math/rand/v2"
 	"sort"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/trailfill/trailfill/internal/archive"
+	"github.com/trailfill/trailfill/internal/clock"
 	"github.com/trailfill/trailfill/internal/pace"
 )
 
@@ -219,7 +218,7 @@ func (r *run) drain(ctx context.Context, rg *rng) error {
 			if pace.IsThrottle(err) {
 				// Never a failure by itself: the limiter has already slowed down.
 				throttles++
-				if err := sleep(ctx, backoff(throttles)); err != nil {
+				if err := throttleBackoff.Wait(ctx, nil, throttles); err != nil {
 					return nil
 				}
 				continue
@@ -542,20 +541,7 @@ func (r *run) latencyHigh() time.Duration {
 	return time.Duration(r.latency * 1.1 * float64(time.Second))
 }
 
-// backoff is the wait after the n-th consecutive ThrottlingException that the
-// SDK's own retries did not absorb: full jitter, capped at 10 s.
-func backoff(n int) time.Duration {
-	d := time.Duration(math.Min(10, 0.5*math.Pow(2, float64(min(n, 6)-1))) * float64(time.Second))
-	return time.Duration(rand.Int64N(int64(d)) + int64(d)/4)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// throttleBackoff spaces the retries of a page after ThrottlingExceptions
+// that the SDK's own retries did not absorb (the limiter has slowed down
+// already): full jitter from 0.5 s, capped at 10 s.
+var throttleBackoff = clock.Backoff{Base: 500 * time.Millisecond, Max: 10 * time.Second}

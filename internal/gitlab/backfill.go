@@ -2,8 +2,6 @@ package gitlab
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -416,6 +414,5 @@ func (b *Backfill) storeOne(ctx context.Context, source string, e Event, index *
 }
 
 func manifestObject(key, id string, body []byte, native bool) ManifestObject {
-	sum := sha256.Sum256(body)
-	return ManifestObject{Key: key, ID: id, Bytes: len(body), SHA256: hex.EncodeToString(sum[:]), Native: native}
+	return ManifestObject{Key: key, ID: id, Bytes: len(body), SHA256: archive.SHA256Hex(body), Native: native}
 }

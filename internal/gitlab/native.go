@@ -2,8 +2,6 @@ package gitlab
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -192,8 +190,7 @@ func (x *nativeIndex) readBatches(ctx context.Context, prefix string) (map[strin
 			if err != nil {
 				return fmt.Errorf("GitLab batch %s: %w", k, err)
 			}
-			sum := sha256.Sum256(body)
-			found[i] = batchRead{ids: ids, size: len(body), sum: hex.EncodeToString(sum[:])}
+			found[i] = batchRead{ids: ids, size: len(body), sum: archive.SHA256Hex(body)}
 			return nil
 		})
 	}

@@ -2,8 +2,6 @@ package gitlab
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -267,11 +265,10 @@ func checkManifest(ctx context.Context, s archive.Store, lists *folderLists, key
 		if err != nil {
 			return nil, nil, fmt.Errorf("read %s listed by manifest %s: %w", obj.Key, key, err)
 		}
-		sum := sha256.Sum256(b)
 		switch {
 		case len(b) != obj.Bytes:
 			problems = append(problems, archive.ObjectProblem{Key: obj.Key, Problem: fmt.Sprintf("%s: %d bytes, the manifest records %d", archive.ProblemSize, len(b), obj.Bytes)})
-		case hex.EncodeToString(sum[:]) != obj.SHA256:
+		case archive.SHA256Hex(b) != obj.SHA256:
 			problems = append(problems, archive.ObjectProblem{Key: obj.Key, Problem: archive.ProblemSHA256})
 		}
 	}

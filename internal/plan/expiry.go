@@ -6,12 +6,13 @@ import (
 	"time"
 
 	"github.com/trailfill/trailfill/internal/engine"
+	"github.com/trailfill/trailfill/internal/validate"
 )
 
-// Retention is how long LookupEvents keeps an event: the last 90 days
-// (facts.md section 1). An event older than that while a backfill runs is
-// gone before it is read.
-const Retention = 90 * 24 * time.Hour
+// Retention is how long LookupEvents keeps an event (validate.Lookback, the
+// last 90 days: facts.md section 1). An event older than that while a
+// backfill runs is gone before it is read.
+const Retention = validate.Lookback
 
 // firstChunk is how soon a partition reads its oldest part once it starts:
 // trailfill hands out the oldest part of a partition first, but reads each

@@ -520,15 +520,16 @@ func (tg *Target) Notes() []string {
 	}
 	st := t.Status
 	if st.LatestDeliveryError != "" {
-		notes = append(notes, fmt.Sprintf("last delivery error: %s (last attempt %s, last successful delivery %s)", st.LatestDeliveryError, stamp(st.LatestDeliveryAttemptTime), stamp(st.LatestDeliveryTime)))
+		notes = append(notes, fmt.Sprintf("last delivery error: %s (last attempt %s, last successful delivery %s)", st.LatestDeliveryError, Stamp(st.LatestDeliveryAttemptTime), Stamp(st.LatestDeliveryTime)))
 	}
 	if !st.IsLogging {
-		notes = append(notes, "the trail is not logging (stopped "+stamp(st.StopLoggingTime)+"): CloudTrail delivers nothing until it is started again")
+		notes = append(notes, "the trail is not logging (stopped "+Stamp(st.StopLoggingTime)+"): CloudTrail delivers nothing until it is started again")
 	}
 	return notes
 }
 
-func stamp(t time.Time) string {
+// Stamp formats a time for people, RFC 3339 in UTC, or "never".
+func Stamp(t time.Time) string {
 	if t.IsZero() {
 		return "never"
 	}
