@@ -156,23 +156,11 @@ func VerifyPartition(ctx context.Context, s Store, account, region string, o Ver
 		m   *Manifest
 		err error // a manifest that cannot be decoded: the window is corrupt
 	}
-	read := make(map[int64]*readResult, len(keys))
-	for ws := range keys {
-		read[ws] = &readResult{}
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(indexParallel)
-	for ws, key := range keys {
-		g.Go(func() error {
-			body, err := s.Get(gctx, key)
-			if err != nil {
-				return fmt.Errorf("read manifest %s: %w", key, err)
-			}
-			read[ws].m, read[ws].err = DecodeCloudTrailManifest(key, body)
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	read, err := ReadManifests(ctx, s, keys, func(key string, body []byte) (*readResult, error) {
+		m, err := DecodeCloudTrailManifest(key, body)
+		return &readResult{m: m, err: err}, nil
+	})
+	if err != nil {
 		return nil, err
 	}
 
