@@ -116,7 +116,8 @@ func (x *nativeIndex) lookup(ctx context.Context, e Event, own string, lookahead
 }
 
 // folder returns the ids held by the objects under prefix, listing it (and
-// reading its batch objects) on first use.
+// reading its batch objects) once, on first use; a listing that failed is
+// tried again on the next use.
 func (x *nativeIndex) folder(ctx context.Context, prefix string, batch bool) (map[string][]nativeRef, error) {
 	x.mu.Lock()
 	f, ok := x.folders[prefix]
@@ -133,6 +134,13 @@ func (x *nativeIndex) folder(ctx context.Context, prefix string, batch bool) (ma
 		}
 	})
 	if f.err != nil {
+		// Not kept: a failed listing (a transient error, the first caller's
+		// context ending) is tried again by the next window that needs it.
+		x.mu.Lock()
+		if x.folders[prefix] == f {
+			delete(x.folders, prefix)
+		}
+		x.mu.Unlock()
 		return nil, fmt.Errorf("find GitLab's own copies under %s: %w", prefix, f.err)
 	}
 	return f.ids, nil
