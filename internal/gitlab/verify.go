@@ -71,8 +71,9 @@ func (r *VerifyReport) ExitCode() int {
 }
 
 // Verify checks the archive of one scope over the windows of [Start, End) in
-// one layout: one LIST of the layout's manifests (and one of the other
-// layout's, to name windows archived only there), one GET per manifest in the
+// one layout: one LIST of the layout's manifests (and, for windows missing
+// there, one LIST and a GET per missing window of the other layout's, to name
+// windows archived only there), one GET per manifest in the
 // range, one LIST per folder holding a listed object (existence is judged by
 // listings, never by a failed GET, which S3 answers with 403 to a caller
 // without s3:ListBucket), and one GET per listed object (several events of a
@@ -184,12 +185,30 @@ func otherLayoutWindows(ctx context.Context, s archive.Store, layout Layout, sou
 		other, oSource = LayoutDefault, source
 	}
 	from, to := missing[0].Start, missing[len(missing)-1].Start.Add(time.Second)
-	ms, err := archive.Index(ctx, s, other.ManifestPrefix(oSource, scope), from, to, DecodeManifest)
+	keys, err := archive.ManifestKeys(ctx, s, other.ManifestPrefix(oSource, scope), from, to)
+	if err != nil {
+		return fmt.Errorf("list the %s manifests of %s: %w", other, scope, err)
+	}
+	// Only the missing windows' manifests are read; one that cannot be
+	// decoded covers nothing (it is the other layout's to verify).
+	want := map[int64]string{}
+	for _, w := range missing {
+		if k, ok := keys[w.Start.Unix()]; ok {
+			want[w.Start.Unix()] = k
+		}
+	}
+	ms, err := archive.ReadManifests(ctx, s, want, func(key string, body []byte) (*Manifest, error) {
+		m, err := DecodeManifest(key, body)
+		if err != nil {
+			return nil, nil
+		}
+		return m, nil
+	})
 	if err != nil {
 		return fmt.Errorf("read the %s manifests of %s: %w", other, scope, err)
 	}
 	for _, w := range missing {
-		if m, ok := ms[w.Start.Unix()]; ok && m.Covers(w.From, w.To) {
+		if m := ms[w.Start.Unix()]; m != nil && m.Covers(w.From, w.To) {
 			r.OtherLayoutWindows = append(r.OtherLayoutWindows, w.Start)
 		}
 	}

@@ -119,6 +119,16 @@ func TestVerify(t *testing.T) {
 			t.Errorf("problems\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
 	})
+	t.Run("the other layout, damaged", func(t *testing.T) {
+		// An unreadable manifest of the other layout names no window; it does
+		// not fail the check of this one.
+		o := opts
+		o.Layout = LayoutGitLabS3
+		r := verify(o)
+		if r.Complete || r.Missing != 4 || timesString(r.OtherLayoutWindows) != "03-02 03-03" {
+			t.Fatalf("report %+v", r)
+		}
+	})
 	t.Run("bad options", func(t *testing.T) {
 		for _, o := range []VerifyOptions{
 			{Scope: bfScope, Start: bfStart, End: bfEnd},
