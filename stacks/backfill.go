@@ -464,12 +464,7 @@ func archiveBucket(cfg Config, created awss3.IBucket) (name, arn *string) {
 }
 
 // keyPrefix is the archive's key prefix with its trailing '/', or "".
-func (c Config) keyPrefix() string {
-	if c.Prefix == "" {
-		return ""
-	}
-	return c.Prefix + "/"
-}
+func (c Config) keyPrefix() string { return keyPrefixOf(c.Prefix) }
 
 // newArchiveBucket creates the archive bucket: private, TLS-only, encrypted,
 // versioned, optionally Object Lock, server access logs into accessLogs,

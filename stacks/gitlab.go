@@ -70,11 +70,11 @@ type GitLabConfig struct {
 // trailfill gitlab commands).
 const (
 	// GitLabLayoutDefault: [prefix/]GitLab/<source>/YYYY/MM/DD/<id>.json.
-	GitLabLayoutDefault = "default"
+	GitLabLayoutDefault = contract.GitLabLayoutDefault
 	// GitLabLayoutS3: GitLab's own Amazon S3 streaming layout under the prefix,
 	// [prefix/]<entity_type>/YYYY/MM/<event_type>_<id>_<time_ms>.json
 	// (facts.md 6), so that recovered events sit beside natively streamed ones.
-	GitLabLayoutS3 = "gitlab-s3"
+	GitLabLayoutS3 = contract.GitLabLayoutGitLabS3
 )
 
 // keyPrefixOf is prefix with its trailing '/', or "".
@@ -249,10 +249,10 @@ func NewGitLabStack(scope constructs.Construct, props GitLabStackProps) (*GitLab
 	s := &GitLabStack{Stack: stack}
 
 	bucketName, bucketArn := archiveBucket(cfg, props.Bucket)
-	eventsFolder := keyPrefixOf(gl.Prefix) + gitlab.EventPrefix(gl.Source) // [prefix/]GitLab/<source>/
+	// [prefix/]GitLab/<source>/, or [prefix/] for <entity_type>/YYYY/MM/...
+	eventsFolder := keyPrefixOf(gl.Prefix) + gitlab.Layout(gl.Layout).EventWritePrefix(gl.Source)
 	layoutDesc := "GitLab/<source>/YYYY/MM/DD/<id>.json"
 	if gl.Layout == GitLabLayoutS3 {
-		eventsFolder = keyPrefixOf(gl.Prefix) // [prefix/]<entity_type>/YYYY/MM/...
 		layoutDesc = "GitLab's S3 streaming layout, <entity_type>/YYYY/MM/<event_type>_<id>_<time_ms>.json"
 	}
 	folderDesc := eventsFolder
