@@ -331,17 +331,27 @@ func (t *TrailScanner) scanFolder(ctx context.Context, day time.Time) error {
 	return g.Wait()
 }
 
-func (t *TrailScanner) readPiece(ctx context.Context, key string, f TrailFile) error {
-	body, err := t.store.Get(ctx, key)
+// ReadPiece reads trailfill's piece index at key: its size, SHA-256 and the
+// IDs of its events (none, with Unreadable set, when it cannot be decoded).
+func ReadPiece(ctx context.Context, s Store, key string, index int) (PieceInfo, []string, error) {
+	body, err := s.Get(ctx, key)
 	if err != nil {
-		return fmt.Errorf("read trail file %s: %w", key, err)
+		return PieceInfo{}, nil, fmt.Errorf("read trail file %s: %w", key, err)
 	}
-	info := PieceInfo{Key: key, Index: f.Piece, Bytes: len(body), SHA256: SHA256Hex(body)}
+	info := PieceInfo{Key: key, Index: index, Bytes: len(body), SHA256: SHA256Hex(body)}
 	var ids []string
 	if _, err := ScanTrailFile(body, func(r RecordRef) { ids = append(ids, r.ID) }); err != nil {
 		info.Unreadable, ids = err.Error(), nil
 	}
 	info.Events = len(ids)
+	return info, ids, nil
+}
+
+func (t *TrailScanner) readPiece(ctx context.Context, key string, f TrailFile) error {
+	info, ids, err := ReadPiece(ctx, t.store, key, f.Piece)
+	if err != nil {
+		return err
+	}
 	t.mu.Lock()
 	t.reads++
 	c := t.slices[f.SliceStart.Unix()]

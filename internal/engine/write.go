@@ -123,19 +123,18 @@ func (r *run) createPiece(ctx context.Context, s *slice, content *archive.SliceC
 			return present, nil
 		}
 		// Another run created this piece since the scan: what it holds is archived.
-		theirs, err := r.cfg.Store.Get(ctx, key)
+		info, theirIDs, err := archive.ReadPiece(ctx, r.cfg.Store, key, index)
 		if err != nil {
-			return present, fmt.Errorf("read %s, which another run wrote (re-run to resume): %w", key, err)
+			return present, fmt.Errorf("another run wrote the piece first (re-run to resume): %w", err)
 		}
-		held := map[string]bool{}
-		if _, err := archive.ScanTrailFile(theirs, func(ref archive.RecordRef) { held[ref.ID] = true }); err != nil {
-			return present, fmt.Errorf("read %s, which another run wrote: %w", key, err)
+		if info.Unreadable != "" {
+			return present, fmt.Errorf("read %s, which another run wrote: %s", key, info.Unreadable)
 		}
-		theirIDs := make([]string, 0, len(held))
-		for id := range held {
-			theirIDs = append(theirIDs, id)
+		content.AddPiece(info, theirIDs)
+		held := make(map[string]bool, len(theirIDs))
+		for _, id := range theirIDs {
+			held[id] = true
 		}
-		content.AddPiece(archive.PieceInfo{Key: key, Index: index, Events: len(held), Bytes: len(theirs), SHA256: archive.SHA256Hex(theirs)}, theirIDs)
 		rest := recs[:0:0]
 		for _, rec := range recs {
 			if held[rec.id] {
