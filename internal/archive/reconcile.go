@@ -197,9 +197,8 @@ func planWindow(ctx context.Context, s Store, scan *TrailScanner, m *Manifest, r
 				found = &p
 			}
 		}
-		native := c.NativeIDs()
-		if found == nil || len(native) == 0 {
-			continue // gone, or nothing native to compare with
+		if _, _, both := c.Counts(); found == nil || both == 0 {
+			continue // gone, or no event of the slice's pieces is native: nothing to read
 		}
 		if found.SHA256 != obj.SHA256 {
 			rep.Refused = append(rep.Refused, ObjectProblem{Key: obj.Key, Problem: "its SHA-256 is not the one its manifest records"})
@@ -225,7 +224,7 @@ func planWindow(ctx context.Context, s Store, scan *TrailScanner, m *Manifest, r
 			if err := json.Unmarshal(r, &h); err != nil {
 				return nil, fmt.Errorf("decode a record of %s: %w", obj.Key, err)
 			}
-			if !native[h.ID] {
+			if !c.InNative(h.ID) {
 				keep = append(keep, r)
 			}
 		}

@@ -124,19 +124,6 @@ func (c *SliceContent) Counts() (native, pieces, both int) {
 	return native, pieces, both
 }
 
-// NativeIDs returns the IDs of the slice's events that native files hold.
-func (c *SliceContent) NativeIDs() map[string]bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := map[string]bool{}
-	for id, src := range c.ids {
-		if src&fromNative != 0 {
-			out[id] = true
-		}
-	}
-	return out
-}
-
 // NextIndex is the index for a new piece: after every piece seen.
 func (c *SliceContent) NextIndex() int {
 	c.mu.Lock()
