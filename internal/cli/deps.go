@@ -26,11 +26,38 @@ type deps struct {
 	// profile is --profile; set by the command before first use.
 	profile string
 
-	mu      sync.Mutex
-	cfg     *aws.Config
-	s3      *s3.Client
-	clients *awsconf.Clients
-	stores  map[storeKey]archive.Store
+	mu       sync.Mutex
+	cfg      *aws.Config
+	s3       *s3.Client
+	clients  *awsconf.Clients
+	stores   map[storeKey]archive.Store
+	regional map[string]any // service clients by service and region
+}
+
+// regionalClient is the client of a service in a region, made by mk on
+// first use and reused after.
+func regionalClient[T any](ctx context.Context, d *deps, service, region string, mk func(aws.Config) T) (T, error) {
+	cfg, err := d.AWS(ctx)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	if region == "" {
+		region = cfg.Region
+	}
+	cfg.Region = region
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	key := service + "/" + region
+	if c, ok := d.regional[key]; ok {
+		return c.(T), nil
+	}
+	if d.regional == nil {
+		d.regional = map[string]any{}
+	}
+	c := mk(cfg)
+	d.regional[key] = c
+	return c, nil
 }
 
 // useConfig installs cfg as the AWS configuration (the demo's emulators).
@@ -114,51 +141,29 @@ func (d *deps) Store(ctx context.Context, dest archive.Destination, o archive.S3
 // an S3 client of its region (the stack's, which may differ from the
 // configured one).
 func (d *deps) Staging(ctx context.Context, bucket, region string) (*archive.S3Store, error) {
-	cfg, err := d.AWS(ctx)
+	client, err := regionalClient(ctx, d, "s3", region, awsconf.NewS3)
 	if err != nil {
 		return nil, err
 	}
-	if region != "" {
-		cfg.Region = region
-	}
-	return &archive.S3Store{Client: awsconf.NewS3(cfg), Bucket: bucket}, nil
+	return &archive.S3Store{Client: client, Bucket: bucket}, nil
 }
 
 // CloudFormation is the CloudFormation client of region ("": the
 // configured), and that region.
 func (d *deps) CloudFormation(ctx context.Context, region string) (StackAPI, string, error) {
-	cfg, err := d.AWS(ctx)
+	c, err := regionalClient(ctx, d, "cloudformation", region, func(cfg aws.Config) *cloudformation.Client { return cloudformation.NewFromConfig(cfg) })
 	if err != nil {
 		return nil, "", err
 	}
-	if region == "" {
-		region = cfg.Region
-	}
-	return cloudformation.NewFromConfig(cfg, func(o *cloudformation.Options) { o.Region = region }), region, nil
+	return c, c.Options().Region, nil
 }
 
 // StepFunctions is the Step Functions client of region ("": the configured).
 func (d *deps) StepFunctions(ctx context.Context, region string) (StepFunctionsAPI, error) {
-	cfg, err := d.AWS(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return sfn.NewFromConfig(cfg, func(o *sfn.Options) {
-		if region != "" {
-			o.Region = region
-		}
-	}), nil
+	return regionalClient(ctx, d, "states", region, func(cfg aws.Config) StepFunctionsAPI { return sfn.NewFromConfig(cfg) })
 }
 
 // Lambda is the Lambda client of region ("": the configured).
 func (d *deps) Lambda(ctx context.Context, region string) (LambdaAPI, error) {
-	cfg, err := d.AWS(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return lambda.NewFromConfig(cfg, func(o *lambda.Options) {
-		if region != "" {
-			o.Region = region
-		}
-	}), nil
+	return regionalClient(ctx, d, "lambda", region, func(cfg aws.Config) LambdaAPI { return lambda.NewFromConfig(cfg) })
 }
