@@ -216,7 +216,7 @@ func (s snapshot) partitions() string {
 	// Run counts it failed (it tolerates any number, and the execution
 	// fails at the end when any did).
 	i := s.items
-	text := fmt.Sprintf("partitions %d/%d finished, %d running", i.Succeeded+i.Failed+i.Aborted+i.TimedOut, i.Total, i.Running)
+	text := fmt.Sprintf("partitions %d/%d finished, %d running", finished(i), i.Total, i.Running)
 	if bad := i.Failed + i.Aborted + i.TimedOut; bad > 0 {
 		text += fmt.Sprintf(", %d failed", bad)
 	}
@@ -467,7 +467,7 @@ func eta(first, now snapshot, elapsed time.Duration) string {
 			if s.items == nil {
 				return 0
 			}
-			return s.items.Succeeded + s.items.Failed + s.items.Aborted + s.items.TimedOut
+			return finished(s.items)
 		}
 		done0, done, total = f(first), f(now), now.items.Total
 	}
@@ -500,7 +500,7 @@ func (d *display) show(s snapshot, eta string, final bool) {
 	}
 	max, done := s.windowsTotal, s.windowsDone
 	if max == 0 && s.items != nil {
-		max, done = s.items.Total, s.items.Succeeded+s.items.Failed+s.items.Aborted+s.items.TimedOut
+		max, done = s.items.Total, finished(s.items)
 	}
 	if max > 0 && d.bar == nil {
 		d.max = max
@@ -522,4 +522,9 @@ func (d *display) show(s snapshot, eta string, final bool) {
 	} else if final {
 		fmt.Fprintf(d.env.Stderr, "%s, %s\n", strings.ToLower(s.status), s.describe())
 	}
+}
+
+// finished is how many of a Map Run's items have ended, one way or another.
+func finished(i *sfntypes.MapRunItemCounts) int64 {
+	return i.Succeeded + i.Failed + i.Aborted + i.TimedOut
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/trailfill/trailfill/internal/archive"
 	"github.com/trailfill/trailfill/internal/contract"
+	"github.com/trailfill/trailfill/internal/engine"
 )
 
 // DefaultGapThreshold is the longest stretch without a native delivery that
@@ -147,7 +148,7 @@ func Gaps(ctx context.Context, s archive.Store, parts []contract.Partition, o Ga
 		o.Threshold = DefaultGapThreshold
 	}
 	if o.Window <= 0 {
-		o.Window = 30 * time.Minute
+		o.Window = engine.DefaultWindow
 	}
 	out := make([]PartitionGaps, len(parts))
 	g, gctx := errgroup.WithContext(ctx)
