@@ -197,14 +197,14 @@ func Make(ctx context.Context, in Input) (*Plan, error) {
 		return nil, fmt.Errorf("the plan's stub execution %s: %s: %s", res.Status, res.Error, res.Cause)
 	}
 	wpp := archive.CountWindows(in.Start, in.End, in.Window)
-	rounds := (len(parts) + conc - 1) / conc
 	ms := res.Stats.MaxSizes
 	p := &Plan{
 		Start: in.Start.Format(time.RFC3339), End: in.End.Format(time.RFC3339),
 		Accounts: len(accounts), Regions: len(regions), Partitions: len(parts),
 		WindowsPerPartition: wpp, Windows: wpp * len(parts),
 		MinimumRequests:        need * int64(len(parts)),
-		MinimumDurationSeconds: float64(rounds) * float64(need) / in.Rate,
+		// The same model as the 90-day warning's (ExpiryOf): waves of conc.
+		MinimumDurationSeconds: ExpiryOf(in.Start, in.End, in.Start, len(parts), conc, in.Rate, in.EventsPerHour).Duration.Seconds(),
 		MaxConcurrency:         conc,
 		LambdaInvocations:      res.Stats.TaskInvocations,
 		StateTransitions:       res.Stats.TotalTransitions,
