@@ -84,9 +84,7 @@ func (c *Clients) Partitions(ctx context.Context, accounts, regions []string) ([
 				return nil, err
 			}
 		}
-		for _, r := range rs {
-			out = append(out, contract.Partition{Account: a, Region: r})
-		}
+		out = append(out, contract.Partitions([]string{a}, rs)...)
 	}
 	return out, nil
 }

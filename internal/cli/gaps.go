@@ -145,13 +145,7 @@ func (t *tree) gapsExec(ctx context.Context, f *rangeFlags, threshold time.Durat
 // flags' (the caller's account, each account's enabled regions).
 func (t *tree) gapPartitions(ctx context.Context, spec rangeSpec) ([]contract.Partition, error) {
 	if len(spec.Accounts) > 0 && len(spec.Regions) > 0 {
-		var parts []contract.Partition
-		for _, a := range spec.Accounts {
-			for _, r := range spec.Regions {
-				parts = append(parts, contract.Partition{Account: a, Region: r})
-			}
-		}
-		return parts, nil
+		return contract.Partitions(spec.Accounts, spec.Regions), nil
 	}
 	clients, err := t.deps.Clients(ctx, spec.RoleName, spec.Rate)
 	if err != nil {

@@ -279,11 +279,7 @@ func (t *tree) archivedRange(ctx context.Context, fs *flag.FlagSet, f rangeFlags
 	var parts []contract.Partition
 	switch {
 	case len(spec.Accounts) > 0 && len(spec.Regions) > 0:
-		for _, a := range spec.Accounts {
-			for _, r := range spec.Regions {
-				parts = append(parts, contract.Partition{Account: a, Region: r})
-			}
-		}
+		parts = contract.Partitions(spec.Accounts, spec.Regions)
 	default:
 		clients, err := t.deps.Clients(ctx, roleName, spec.Rate)
 		if err != nil {

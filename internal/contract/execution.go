@@ -12,6 +12,17 @@ type Partition struct {
 	Region  string `json:"region"`
 }
 
+// Partitions are every account in every region, by account then region.
+func Partitions(accounts, regions []string) []Partition {
+	out := make([]Partition, 0, len(accounts)*len(regions))
+	for _, a := range accounts {
+		for _, r := range regions {
+			out = append(out, Partition{Account: a, Region: r})
+		}
+	}
+	return out
+}
+
 func (p Partition) String() string { return p.Account + "/" + p.Region }
 
 // ExecutionInput is the input of the backfill state machine, written by

@@ -149,12 +149,7 @@ func Make(ctx context.Context, in Input) (*Plan, error) {
 		regions = DefaultRegions
 		base.RegionsAll = "the 17 regions enabled by default (plan calls no AWS API)"
 	}
-	var parts []contract.Partition
-	for _, a := range accounts {
-		for _, r := range regions {
-			parts = append(parts, contract.Partition{Account: a, Region: r})
-		}
-	}
+	parts := contract.Partitions(accounts, regions)
 	conc := in.MaxConcurrency
 	if conc <= 0 {
 		conc = contract.DefaultMaxConcurrency
