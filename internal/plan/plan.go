@@ -197,7 +197,7 @@ func Make(ctx context.Context, in Input) (*Plan, error) {
 		Start: in.Start.Format(time.RFC3339), End: in.End.Format(time.RFC3339),
 		Accounts: len(accounts), Regions: len(regions), Partitions: len(parts),
 		WindowsPerPartition: wpp, Windows: wpp * len(parts),
-		MinimumRequests:        need * int64(len(parts)),
+		MinimumRequests: need * int64(len(parts)),
 		// The same model as the 90-day warning's (ExpiryOf): waves of conc.
 		MinimumDurationSeconds: ExpiryOf(in.Start, in.End, in.Start, len(parts), conc, in.Rate, in.EventsPerHour).Duration.Seconds(),
 		MaxConcurrency:         conc,
